@@ -1,0 +1,112 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { SlipwayError } from '../core/errors.js';
+import type { EventSink, SlipwayEvent } from '../core/events.js';
+import { Redactor } from '../core/redact.js';
+import { type LoadedManifest, loadManifest } from '../manifest/load.js';
+
+/** Where the CLI writes and what it reads from its process; injectable so tests run it in-process. */
+export interface CliIO {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cwd: string;
+  /** Aborted on SIGINT/SIGTERM so long operations clean up (e.g. smoke removes its container). */
+  readonly signal?: AbortSignal;
+}
+
+/** Global options every command sees. */
+export interface GlobalOptions {
+  manifest: string;
+  json: boolean;
+  logFormat: 'plain' | 'ndjson';
+  verbose: boolean;
+}
+
+/** What a command's action gets: parsed globals, the manifest loader, a sink, and printers. */
+export class Cli {
+  /** Exit code a command sets when it printed its own failure report (e.g. a failed smoke). */
+  exitCode = 0;
+  readonly redactor = new Redactor();
+
+  constructor(
+    readonly program: Command,
+    readonly io: CliIO,
+  ) {
+    // Tokens the process holds are scrubbed from everything the CLI prints.
+    for (const k of ['GITHUB_TOKEN', 'GITEA_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'SLIPWAY_REGISTRY_PASSWORD']) {
+      this.redactor.add(io.env[k]);
+    }
+  }
+
+  /** The global options. */
+  get globals(): GlobalOptions {
+    const o = this.program.opts();
+    return {
+      manifest: (o.manifest as string | undefined) ?? 'manifest.json',
+      json: Boolean(o.json),
+      logFormat: o.logFormat === 'ndjson' ? 'ndjson' : 'plain',
+      verbose: Boolean(o.verbose),
+    };
+  }
+
+  /** Resolves a user-given path against the CLI's working directory. */
+  resolve(p: string): string {
+    return path.resolve(this.io.cwd, p);
+  }
+
+  /** Loads the manifest named by --manifest. */
+  loadManifest(): Promise<LoadedManifest> {
+    return loadManifest(this.resolve(this.globals.manifest));
+  }
+
+  /** Progress events rendered on stderr (plain lines, or NDJSON with --log-format ndjson). */
+  readonly sink: EventSink = (event: SlipwayEvent) => {
+    const { logFormat, verbose } = this.globals;
+    if (event.kind === 'log' && event.level === 'debug' && !verbose) return;
+    if (logFormat === 'ndjson') {
+      this.io.stderr(`${this.redactor.redact(JSON.stringify(event))}\n`);
+      return;
+    }
+    this.io.stderr(`${this.redactor.redact(renderEvent(event))}\n`);
+  };
+
+  /** Writes a diagnostic line to stderr (redacted). */
+  log(line: string): void {
+    this.io.stderr(`${this.redactor.redact(line)}\n`);
+  }
+
+  /** Prints a command's result: one JSON document with --json, else the text form. */
+  print(data: unknown, text: string | readonly string[]): void {
+    if (this.globals.json) {
+      this.io.stdout(`${this.redactor.redact(JSON.stringify(data, null, 2))}\n`);
+    } else {
+      const lines = typeof text === 'string' ? [text] : text;
+      if (lines.length > 0) this.io.stdout(`${this.redactor.redact(lines.join('\n'))}\n`);
+    }
+  }
+
+  /** Refuses `--flag` combinations and bad values as a usage error (exit 2). */
+  usage(message: string, hint?: string): never {
+    throw new SlipwayError('USAGE', message, hint === undefined ? {} : { hint });
+  }
+}
+
+function renderEvent(e: SlipwayEvent): string {
+  const subject = 'subject' in e && e.subject ? ` ${e.subject}` : '';
+  switch (e.kind) {
+    case 'log':
+      return `[${e.stage}]${subject} ${e.level === 'info' ? '' : `${e.level}: `}${e.message}`;
+    case 'step-start':
+      return `[${e.stage}]${subject} ${e.message}`;
+    case 'step-done':
+      return `[${e.stage}]${subject} ${e.skipped ? 'skipped: ' : 'ok: '}${e.message}`;
+    case 'step-failed':
+      return `[${e.stage}]${subject} FAILED: ${e.message}`;
+    case 'output':
+      return `[${e.stage}]${subject} | ${e.line}`;
+  }
+}
+
+/** A command module: registers itself on the program. */
+export type RegisterCommand = (program: Command, cli: Cli) => void;

@@ -1,0 +1,81 @@
+import { pathToFileURL } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { isSlipwayError, SlipwayError } from '../core/errors.js';
+import { Cli, type CliIO } from './cli.js';
+import { commands } from './commands/index.js';
+
+/** Builds the commander program with every command registered. */
+export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
+  const program = new Command('slipway');
+  const cli = new Cli(program, io);
+  program
+    .description('Build, publish, verify and promote pinned container images from manifest.json.')
+    .option('-m, --manifest <path>', 'the manifest file', 'manifest.json')
+    .option('--json', 'print one JSON document on stdout (logs stay on stderr)', false)
+    .addOption(new Option('--log-format <format>', 'how progress is written to stderr').choices(['plain', 'ndjson']).default('plain'))
+    .option('-v, --verbose', 'show debug logs', false)
+    .showHelpAfterError('(run slipway --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout(s),
+      writeErr: (s) => io.stderr(s),
+    });
+  for (const register of commands) register(program, cli);
+  // Commander's subcommands inherit exitOverride/output only when set before they are added.
+  for (const sub of program.commands) {
+    sub.exitOverride().configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) });
+  }
+  return { program, cli };
+}
+
+/** Runs the CLI; returns the exit code (0 ok, 1 failed or refused, 2 usage, 3 service unreachable). */
+export async function main(argv: readonly string[], io?: Partial<CliIO>): Promise<number> {
+  const fullIO: CliIO = {
+    stdout: io?.stdout ?? ((s) => process.stdout.write(s)),
+    stderr: io?.stderr ?? ((s) => process.stderr.write(s)),
+    env: io?.env ?? process.env,
+    cwd: io?.cwd ?? process.cwd(),
+    ...(io?.signal ? { signal: io.signal } : {}),
+  };
+  const { program, cli } = buildProgram(fullIO);
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return cli.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end through here with exit code 0.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (isSlipwayError(err)) {
+      reportError(cli, err);
+      return err.exitCode;
+    }
+    // An unexpected error is a Slipway bug: say so, show the stack only when asked.
+    const e = err instanceof Error ? err : new Error(String(err));
+    cli.log(`error: unexpected: ${e.message}`);
+    cli.log(fullIO.env.SLIPWAY_DEBUG ? (e.stack ?? '') : 'hint: this is a bug in slipway; rerun with SLIPWAY_DEBUG=1 for a stack trace and report it');
+    if (cli.globals.json) cli.print({ ok: false, error: { code: 'INTERNAL', message: e.message } }, []);
+    return 1;
+  }
+}
+
+function reportError(cli: Cli, err: SlipwayError): void {
+  cli.log(`error: ${err.message}`);
+  // Details already inside the message (manifest problems) are not repeated.
+  for (const d of err.details) {
+    if (!err.message.includes(d.message)) cli.log(`  ${d.at}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ''}`);
+  }
+  if (err.hint) cli.log(`hint: ${err.hint}`);
+  if (cli.globals.json) cli.print({ ok: false, error: err.toJSON() }, []);
+}
+
+// Run when executed directly (`tsx src/cli/main.ts`); bin/slipway.js imports the built copy.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const controller = new AbortController();
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => controller.abort(new SlipwayError('INTERRUPTED', `interrupted by ${sig}`)));
+  }
+  process.exitCode = await main(process.argv.slice(2), { signal: controller.signal });
+}
+
+export { SlipwayError };

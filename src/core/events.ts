@@ -1,0 +1,36 @@
+/**
+ * Progress is a stream of typed events. The library emits them through an {@link EventSink}
+ * passed in by the caller and never prints; the CLI decides how to render them (plain lines for
+ * CI and terminals, NDJSON for machines).
+ */
+
+/** The pipeline stage an event belongs to. */
+export type Stage = 'verify' | 'source' | 'stage' | 'preflight' | 'plan' | 'build' | 'push' | 'smoke' | 'pins';
+
+/** Severity of a log event. */
+export type Level = 'debug' | 'info' | 'warn' | 'error';
+
+/** A progress event. `kind` is the discriminator; every event names its stage. */
+export type SlipwayEvent =
+  | { kind: 'log'; stage: Stage; level: Level; message: string; subject?: string }
+  | { kind: 'step-start'; stage: Stage; subject: string; message: string }
+  | { kind: 'step-done'; stage: Stage; subject: string; message: string; skipped?: boolean }
+  | { kind: 'step-failed'; stage: Stage; subject: string; message: string }
+  /** A line of output from a tool (a build step, a container's log). */
+  | { kind: 'output'; stage: Stage; subject: string; line: string };
+
+/** Receives events. Must not throw. */
+export type EventSink = (event: SlipwayEvent) => void;
+
+/** A sink that drops everything (the default for library callers that do not listen). */
+export const silentSink: EventSink = () => {};
+
+/** A sink that records events in memory (for tests and for callers that render afterwards). */
+export function collectingSink(): EventSink & { events: SlipwayEvent[] } {
+  const events: SlipwayEvent[] = [];
+  const sink = ((e: SlipwayEvent) => {
+    events.push(e);
+  }) as EventSink & { events: SlipwayEvent[] };
+  sink.events = events;
+  return sink;
+}

@@ -1,0 +1,19 @@
+/**
+ * Slipway's library API. The CLI (`src/cli`) is a thin layer over these exports; a control
+ * plane or a CI script can call them directly. Folders follow the pipeline's stages:
+ * manifest -> sources/stage -> plan/build -> publish -> smoke -> promote.
+ */
+export * from './core/errors.js';
+export * from './core/events.js';
+export * from './core/image-ref.js';
+export * from './core/redact.js';
+export * from './core/tree-digest.js';
+export * from './manifest/contract.js';
+export * from './manifest/graph.js';
+export * from './manifest/json-schema.js';
+export * from './manifest/load.js';
+export * from './manifest/schema.js';
+export * from './manifest/verify.js';
+export * from './plan/types.js';
+export * from './promote/pin-store.js';
+export * from './stage/receipt.js';
