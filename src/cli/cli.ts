@@ -34,7 +34,13 @@ export class Cli {
     readonly io: CliIO,
   ) {
     // Tokens the process holds are scrubbed from everything the CLI prints.
-    for (const k of ['GITHUB_TOKEN', 'GITEA_TOKEN', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'SLIPWAY_REGISTRY_PASSWORD']) {
+    for (const k of [
+      'GITHUB_TOKEN',
+      'GITEA_TOKEN',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SESSION_TOKEN',
+      'SLIPWAY_REGISTRY_PASSWORD',
+    ]) {
       this.redactor.add(io.env[k]);
     }
   }

@@ -12,7 +12,11 @@ export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
     .description('Build, publish, verify and promote pinned container images from manifest.json.')
     .option('-m, --manifest <path>', 'the manifest file', 'manifest.json')
     .option('--json', 'print one JSON document on stdout (logs stay on stderr)', false)
-    .addOption(new Option('--log-format <format>', 'how progress is written to stderr').choices(['plain', 'ndjson']).default('plain'))
+    .addOption(
+      new Option('--log-format <format>', 'how progress is written to stderr')
+        .choices(['plain', 'ndjson'])
+        .default('plain'),
+    )
     .option('-v, --verbose', 'show debug logs', false)
     .showHelpAfterError('(run slipway --help for usage)')
     .exitOverride()
@@ -53,7 +57,11 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
     // An unexpected error is a Slipway bug: say so, show the stack only when asked.
     const e = err instanceof Error ? err : new Error(String(err));
     cli.log(`error: unexpected: ${e.message}`);
-    cli.log(fullIO.env.SLIPWAY_DEBUG ? (e.stack ?? '') : 'hint: this is a bug in slipway; rerun with SLIPWAY_DEBUG=1 for a stack trace and report it');
+    cli.log(
+      fullIO.env.SLIPWAY_DEBUG
+        ? (e.stack ?? '')
+        : 'hint: this is a bug in slipway; rerun with SLIPWAY_DEBUG=1 for a stack trace and report it',
+    );
     if (cli.globals.json) cli.print({ ok: false, error: { code: 'INTERNAL', message: e.message } }, []);
     return 1;
   }
@@ -63,7 +71,8 @@ function reportError(cli: Cli, err: SlipwayError): void {
   cli.log(`error: ${err.message}`);
   // Details already inside the message (manifest problems) are not repeated.
   for (const d of err.details) {
-    if (!err.message.includes(d.message)) cli.log(`  ${d.at}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ''}`);
+    if (!err.message.includes(d.message))
+      cli.log(`  ${d.at}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ''}`);
   }
   if (err.hint) cli.log(`hint: ${err.hint}`);
   if (cli.globals.json) cli.print({ ok: false, error: err.toJSON() }, []);

@@ -5,7 +5,16 @@
  */
 
 /** The pipeline stage an event belongs to. */
-export type Stage = 'verify' | 'source' | 'stage' | 'preflight' | 'plan' | 'build' | 'push' | 'smoke' | 'pins';
+export type Stage =
+  | 'verify'
+  | 'source'
+  | 'stage'
+  | 'preflight'
+  | 'plan'
+  | 'build'
+  | 'push'
+  | 'smoke'
+  | 'pins';
 
 /** Severity of a log event. */
 export type Level = 'debug' | 'info' | 'warn' | 'error';

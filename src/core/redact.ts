@@ -8,7 +8,8 @@ const PLACEHOLDER = '***';
 
 // user:password@ in URLs, and the usual header/query spellings of tokens.
 const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)[^/@\s:]+(?::[^/@\s]*)?@/gi;
-const AUTH_HEADER = /\b(authorization|proxy-authorization)(["']?\s*[:=]\s*["']?)(basic|bearer|token)\s+[^\s"',}]+/gi;
+const AUTH_HEADER =
+  /\b(authorization|proxy-authorization)(["']?\s*[:=]\s*["']?)(basic|bearer|token)\s+[^\s"',}]+/gi;
 const QUERY_SECRET = /([?&](?:access_token|token|password|X-Amz-Signature|X-Amz-Credential)=)[^&\s"']+/gi;
 
 /** Replaces known secrets and credential-shaped substrings with `***`. */

@@ -21,7 +21,8 @@ export interface ContractOptions {
 function describeRef(ref: string): string {
   if (/^[0-9a-fA-F]{4,39}$/.test(ref)) return 'a short SHA, which is ambiguous and can collide';
   if (/^[0-9A-F]{40}$/i.test(ref)) return 'uppercase hex; write commit ids in lowercase';
-  if (/^v?\d+(\.\d+)*/.test(ref) || ref.startsWith('refs/tags/')) return 'a tag, which can be moved or deleted';
+  if (/^v?\d+(\.\d+)*/.test(ref) || ref.startsWith('refs/tags/'))
+    return 'a tag, which can be moved or deleted';
   return 'a branch or other name, which moves';
 }
 
@@ -42,14 +43,26 @@ export function checkContract(manifest: Manifest, options: ContractOptions = {})
     const at = `templates.${name}.ref`;
     if (kind === 'path') {
       if (t.ref !== undefined) {
-        errors.push({ at, message: `a "path" source is not pinned, so "ref" has no meaning`, hint: 'remove "ref", or use a git source' });
+        errors.push({
+          at,
+          message: `a "path" source is not pinned, so "ref" has no meaning`,
+          hint: 'remove "ref", or use a git source',
+        });
       }
-      const problem = { at: `templates.${name}.source`, message: `template "${name}" is a local path, not pinned at a commit`, hint: 'use {"git": URL} with "ref": <40-hex commit> for builds that ship' };
+      const problem = {
+        at: `templates.${name}.source`,
+        message: `template "${name}" is a local path, not pinned at a commit`,
+        hint: 'use {"git": URL} with "ref": <40-hex commit> for builds that ship',
+      };
       (options.strict ? errors : warnings).push(problem);
       continue;
     }
     if (t.ref === undefined) {
-      errors.push({ at, message: `template "${name}" has no "ref"`, hint: 'pin the full 40-hex commit, e.g. the output of `git rev-parse <branch>`' });
+      errors.push({
+        at,
+        message: `template "${name}" has no "ref"`,
+        hint: 'pin the full 40-hex commit, e.g. the output of `git rev-parse <branch>`',
+      });
     } else if (!FULL_SHA_RE.test(t.ref)) {
       errors.push({
         at,
@@ -63,22 +76,42 @@ export function checkContract(manifest: Manifest, options: ContractOptions = {})
   for (const [name, image] of Object.entries(manifest.images)) {
     image.templates.forEach((tname, i) => {
       if (!manifest.templates[tname]) {
-        errors.push({ at: `images.${name}.templates[${i}]`, message: `image "${name}" consumes template "${tname}", which the manifest does not define`, hint: `add "${tname}" under "templates" (known: ${known(templateNames)})` });
+        errors.push({
+          at: `images.${name}.templates[${i}]`,
+          message: `image "${name}" consumes template "${tname}", which the manifest does not define`,
+          hint: `add "${tname}" under "templates" (known: ${known(templateNames)})`,
+        });
       }
     });
     if (new Set(image.templates).size !== image.templates.length) {
-      errors.push({ at: `images.${name}.templates`, message: `image "${name}" lists a template twice`, hint: 'list each template once' });
+      errors.push({
+        at: `images.${name}.templates`,
+        message: `image "${name}" lists a template twice`,
+        hint: 'list each template once',
+      });
     }
     if (image.base !== undefined) {
       if (image.base === name) {
-        errors.push({ at: `images.${name}.base`, message: `image "${name}" names itself as its base`, hint: 'base is the image this one is built FROM' });
+        errors.push({
+          at: `images.${name}.base`,
+          message: `image "${name}" names itself as its base`,
+          hint: 'base is the image this one is built FROM',
+        });
       } else if (!manifest.images[image.base]) {
-        errors.push({ at: `images.${name}.base`, message: `image "${name}" has base "${image.base}", which the manifest does not define`, hint: `known images: ${known(imageNames)}` });
+        errors.push({
+          at: `images.${name}.base`,
+          message: `image "${name}" has base "${image.base}", which the manifest does not define`,
+          hint: `known images: ${known(imageNames)}`,
+        });
       }
     }
     const other = repositories.get(image.repository);
     if (other !== undefined) {
-      errors.push({ at: `images.${name}.repository`, message: `images "${other}" and "${name}" both push to repository "${image.repository}"`, hint: 'give every image its own repository, or their tags overwrite each other' });
+      errors.push({
+        at: `images.${name}.repository`,
+        message: `images "${other}" and "${name}" both push to repository "${image.repository}"`,
+        hint: 'give every image its own repository, or their tags overwrite each other',
+      });
     } else {
       repositories.set(image.repository, name);
     }
@@ -95,12 +128,20 @@ export function checkContract(manifest: Manifest, options: ContractOptions = {})
 
   const cycle = findBaseCycle(manifest);
   if (cycle) {
-    errors.push({ at: `images.${cycle[0]}.base`, message: `images form a base cycle: ${cycle.join(' -> ')}`, hint: 'an image cannot be built FROM itself, directly or through other images' });
+    errors.push({
+      at: `images.${cycle[0]}.base`,
+      message: `images form a base cycle: ${cycle.join(' -> ')}`,
+      hint: 'an image cannot be built FROM itself, directly or through other images',
+    });
   }
 
   for (const [runtime, pin] of Object.entries(manifest.pins)) {
     if (!manifest.images[pin.image]) {
-      errors.push({ at: `pins.${runtime}.image`, message: `runtime "${runtime}" is pinned to image "${pin.image}", which the manifest does not define`, hint: `runtimes and images are distinct names; known images: ${known(imageNames)}` });
+      errors.push({
+        at: `pins.${runtime}.image`,
+        message: `runtime "${runtime}" is pinned to image "${pin.image}", which the manifest does not define`,
+        hint: `runtimes and images are distinct names; known images: ${known(imageNames)}`,
+      });
     }
   }
 
@@ -116,7 +157,11 @@ export function assertContract(loaded: LoadedManifest, options: ContractOptions 
       `${loaded.file}: the pinning contract is broken (${report.errors.length} problem${report.errors.length === 1 ? '' : 's'}):\n${report.errors
         .map((d) => `  ${d.at}: ${d.message}${d.hint ? `\n    hint: ${d.hint}` : ''}`)
         .join('\n')}`,
-      { resource: loaded.file, details: report.errors, hint: 'fix the manifest; `slipway verify` re-checks it' },
+      {
+        resource: loaded.file,
+        details: report.errors,
+        hint: 'fix the manifest; `slipway verify` re-checks it',
+      },
     );
   }
   return report;

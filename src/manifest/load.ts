@@ -33,7 +33,8 @@ function hintFor(issue: z.core.$ZodIssue): string | undefined {
       if (last === 'source') {
         return 'a template source is one of {"git": URL}, {"github": "owner/repo"}, {"gitea": "owner/repo", "apiUrl": URL} or {"path": DIR}';
       }
-      if (last === 'ready') return 'readiness is one of {"log": REGEX}, {"file": PATH} or {"exec": [COMMAND...]}';
+      if (last === 'ready')
+        return 'readiness is one of {"log": REGEX}, {"file": PATH} or {"exec": [COMMAND...]}';
       if (last === 'kind') return 'an assertion kind is one of "path", "template", "absent", "exec"';
       return undefined;
     }
@@ -49,7 +50,8 @@ export function issuesToDetails(issues: readonly z.core.$ZodIssue[]): ErrorDetai
   return issues.map((issue) => {
     const at = jsonPath(issue.path);
     let message = issue.message;
-    if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (issue.code === 'unrecognized_keys')
+      message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     const hint = hintFor(issue);
     return hint === undefined ? { at, message } : { at, message, hint };
   });
@@ -75,16 +77,24 @@ export function parseManifest(text: string, file: string): Manifest {
     throw new SlipwayError(
       'MANIFEST_PARSE',
       `${file}${where ? `:${where.line}:${where.col}` : ''}: not valid JSON (${msg})`,
-      { resource: file, hint: 'fix the JSON syntax; editors validate it against schema/manifest.schema.json' },
+      {
+        resource: file,
+        hint: 'fix the JSON syntax; editors validate it against schema/manifest.schema.json',
+      },
     );
   }
   // JSON.parse keeps the last of two equal keys, so two templates with one name would silently
   // become one. JSON is YAML 1.2, and the yaml parser reports duplicate keys with positions.
-  const duplicates = parseDocument(text, { uniqueKeys: true }).errors.filter((e) => e.code === 'DUPLICATE_KEY');
+  const duplicates = parseDocument(text, { uniqueKeys: true }).errors.filter(
+    (e) => e.code === 'DUPLICATE_KEY',
+  );
   if (duplicates.length > 0) {
     const details = duplicates.map((e) => {
       const lp = e.linePos?.[0];
-      return { at: `${file}${lp ? `:${lp.line}:${lp.col}` : ''}`, message: 'duplicate key: names must be unique' };
+      return {
+        at: `${file}${lp ? `:${lp.line}:${lp.col}` : ''}`,
+        message: 'duplicate key: names must be unique',
+      };
     });
     throw new SlipwayError(
       'MANIFEST_INVALID',
@@ -114,11 +124,10 @@ export async function loadManifest(file: string): Promise<LoadedManifest> {
     text = await readFile(abs, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SlipwayError(
-      'MANIFEST_NOT_FOUND',
-      `cannot read manifest ${file}${code ? ` (${code})` : ''}`,
-      { resource: file, hint: 'run from the directory holding manifest.json, or pass --manifest PATH' },
-    );
+    throw new SlipwayError('MANIFEST_NOT_FOUND', `cannot read manifest ${file}${code ? ` (${code})` : ''}`, {
+      resource: file,
+      hint: 'run from the directory holding manifest.json, or pass --manifest PATH',
+    });
   }
   return { file: abs, dir: path.dirname(abs), manifest: parseManifest(text, file) };
 }

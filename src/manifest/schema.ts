@@ -36,8 +36,13 @@ const GitSource = z
 /** A GitHub repository fetched as a tarball through the REST API. */
 const GitHubSource = z
   .strictObject({
-    github: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { message: 'github source must be owner/repo' }),
-    apiUrl: z.url().optional().describe('API base URL for GitHub Enterprise (default https://api.github.com)'),
+    github: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { message: 'github source must be owner/repo' }),
+    apiUrl: z
+      .url()
+      .optional()
+      .describe('API base URL for GitHub Enterprise (default https://api.github.com)'),
     subdir: relPath('subdir').optional(),
   })
   .describe('a GitHub repository, fetched as the tarball of commit `ref`');
@@ -45,7 +50,9 @@ const GitHubSource = z
 /** A Gitea repository fetched as an archive through its API. */
 const GiteaSource = z
   .strictObject({
-    gitea: z.string().regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { message: 'gitea source must be owner/repo' }),
+    gitea: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/, { message: 'gitea source must be owner/repo' }),
     apiUrl: z.url().describe('the Gitea API base URL, e.g. https://gitea.example.com/api/v1'),
     subdir: relPath('subdir').optional(),
   })
@@ -129,9 +136,13 @@ export const AssertionSchema = z.discriminatedUnion('kind', [
 
 /** When the booted container counts as ready for assertions. */
 export const ReadinessSchema = z.union([
-  z.strictObject({ log: z.string().min(1).describe('a regular expression matched against container output') }),
+  z.strictObject({
+    log: z.string().min(1).describe('a regular expression matched against container output'),
+  }),
   z.strictObject({ file: z.string().startsWith('/').describe('a path that must appear in the container') }),
-  z.strictObject({ exec: z.array(z.string()).min(1).describe('a command that must exit 0 in the container') }),
+  z.strictObject({
+    exec: z.array(z.string()).min(1).describe('a command that must exit 0 in the container'),
+  }),
 ]);
 
 /** How to boot an image and what to assert about it (post-push smoke). */
@@ -140,7 +151,10 @@ export const SmokeSpecSchema = z
     boot: z
       .strictObject({
         command: z.array(z.string()).optional().describe("replaces the image's CMD"),
-        entrypoint: z.array(z.string()).optional().describe("replaces the image's ENTRYPOINT (default: its own)"),
+        entrypoint: z
+          .array(z.string())
+          .optional()
+          .describe("replaces the image's ENTRYPOINT (default: its own)"),
         env: z.record(z.string(), z.string()).default({}),
         user: z.string().optional(),
         emptyVolumes: z
@@ -178,9 +192,15 @@ export const TAG_PLACEHOLDERS = ['env', 'sha'] as const;
 const tagTemplate = z
   .string()
   .min(1)
-  .refine((t) => [...t.matchAll(/\{([^}]*)\}/g)].every((m) => (TAG_PLACEHOLDERS as readonly string[]).includes(m[1] ?? '')), {
-    message: `tag templates may only use the placeholders ${TAG_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
-  })
+  .refine(
+    (t) =>
+      [...t.matchAll(/\{([^}]*)\}/g)].every((m) =>
+        (TAG_PLACEHOLDERS as readonly string[]).includes(m[1] ?? ''),
+      ),
+    {
+      message: `tag templates may only use the placeholders ${TAG_PLACEHOLDERS.map((p) => `{${p}}`).join(', ')}`,
+    },
+  )
   .refine((t) => /^[A-Za-z0-9_{][A-Za-z0-9_.{}-]*$/.test(t), {
     message: 'tag templates use letters, digits, _, . and - (plus placeholders)',
   });
@@ -189,11 +209,18 @@ const tagTemplate = z
 export const TagsSchema = z
   .strictObject({
     immutable: z
-      .array(tagTemplate.refine((t) => t.includes('{sha}'), { message: 'an immutable tag template must contain {sha}' }))
+      .array(
+        tagTemplate.refine((t) => t.includes('{sha}'), {
+          message: 'an immutable tag template must contain {sha}',
+        }),
+      )
       .min(1)
       .default(['{env}-{sha}'])
       .describe('pushed and verified first; never moved'),
-    moving: z.array(tagTemplate).default(['{env}-latest']).describe('moved only after every immutable tag succeeded'),
+    moving: z
+      .array(tagTemplate)
+      .default(['{env}-latest'])
+      .describe('moved only after every immutable tag succeeded'),
     sha: z.enum(['full', 'short']).default('full'),
     shortLength: z.number().int().min(7).max(40).default(12),
   })
@@ -209,7 +236,9 @@ export const PinSchema = z.strictObject({
 export const PublishSchema = z.strictObject({
   registry: z
     .string()
-    .regex(/^(ecr|oci):\/\/.+/, { message: 'registry is ecr://<account>.dkr.ecr.<region>.amazonaws.com or oci://host[:port][/prefix]' })
+    .regex(/^(ecr|oci):\/\/.+/, {
+      message: 'registry is ecr://<account>.dkr.ecr.<region>.amazonaws.com or oci://host[:port][/prefix]',
+    })
     .optional()
     .describe('default for --registry'),
   ecr: z
@@ -233,7 +262,12 @@ export const ManifestSchema = z
       .describe('where templates are staged, relative to the manifest'),
     templates: z.record(name('template'), TemplateSchema).default({}),
     images: z.record(name('image'), ImageSchema),
-    tags: TagsSchema.default({ immutable: ['{env}-{sha}'], moving: ['{env}-latest'], sha: 'full', shortLength: 12 }),
+    tags: TagsSchema.default({
+      immutable: ['{env}-{sha}'],
+      moving: ['{env}-latest'],
+      sha: 'full',
+      shortLength: 12,
+    }),
     pins: z.record(name('runtime'), PinSchema).default({}),
     publish: PublishSchema.default({ ecr: { scanOnPush: true, tagMutability: 'MUTABLE' } }),
   })

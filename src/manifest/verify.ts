@@ -29,12 +29,20 @@ export interface VerifyResult {
  * them, Dockerfile preflight and (with `remote`) the existence of every pinned commit.
  * Throws the first failing check's SlipwayError.
  */
-export async function verifyManifest(loaded: LoadedManifest, options: VerifyOptions = {}): Promise<VerifyResult> {
+export async function verifyManifest(
+  loaded: LoadedManifest,
+  options: VerifyOptions = {},
+): Promise<VerifyResult> {
   const sink = options.sink ?? silentSink;
   const checks: string[] = [];
   const contract = assertContract(loaded, { strict: options.strict ?? false });
   checks.push('schema', 'pinning contract');
-  sink({ kind: 'step-done', stage: 'verify', subject: loaded.file, message: 'schema and pinning contract hold' });
+  sink({
+    kind: 'step-done',
+    stage: 'verify',
+    subject: loaded.file,
+    message: 'schema and pinning contract hold',
+  });
   const { manifest } = loaded;
   return {
     templates: Object.keys(manifest.templates).length,

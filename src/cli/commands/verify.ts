@@ -6,7 +6,9 @@ import type { Cli } from '../cli.js';
 export function registerVerify(program: Command, cli: Cli): void {
   program
     .command('verify')
-    .description('check the manifest: schema, pinning contract, Dockerfile preflight; --remote also checks every pinned commit exists')
+    .description(
+      'check the manifest: schema, pinning contract, Dockerfile preflight; --remote also checks every pinned commit exists',
+    )
     .option('--remote', 'also check that each pinned commit exists at its source', false)
     .option('--strict', 'refuse unpinned local path sources (CI)', false)
     .action(async (opts: { remote: boolean; strict: boolean }) => {
@@ -17,7 +19,8 @@ export function registerVerify(program: Command, cli: Cli): void {
         env: cli.io.env,
         sink: cli.sink,
       });
-      for (const w of result.warnings) cli.log(`warning: ${w.at}: ${w.message}${w.hint ? ` (hint: ${w.hint})` : ''}`);
+      for (const w of result.warnings)
+        cli.log(`warning: ${w.at}: ${w.message}${w.hint ? ` (hint: ${w.hint})` : ''}`);
       cli.print({ ok: true, manifest: loaded.file, ...result }, [
         `ok: ${loaded.file}`,
         `  ${result.templates} template${result.templates === 1 ? '' : 's'}, ${result.images} image${result.images === 1 ? '' : 's'}, ${result.pins} pin${result.pins === 1 ? '' : 's'}`,
