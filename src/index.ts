@@ -6,6 +6,7 @@
 export * from './core/errors.js';
 export * from './core/events.js';
 export * from './core/image-ref.js';
+export * from './core/labels.js';
 export * from './core/redact.js';
 export * from './core/tree-digest.js';
 export * from './manifest/contract.js';
