@@ -63,7 +63,7 @@ export class Cli {
 
   /** Loads the manifest named by --manifest. */
   loadManifest(): Promise<LoadedManifest> {
-    return loadManifest(this.resolve(this.globals.manifest));
+    return loadManifest(this.globals.manifest, { cwd: this.io.cwd });
   }
 
   /** Progress events rendered on stderr (plain lines, or NDJSON with --log-format ndjson). */

@@ -50,6 +50,10 @@ export function issuesToDetails(issues: readonly z.core.$ZodIssue[]): ErrorDetai
   return issues.map((issue) => {
     const at = jsonPath(issue.path);
     let message = issue.message;
+    if (issue.code === 'invalid_key') {
+      const key = issue.path[issue.path.length - 1];
+      message = `invalid name "${String(key)}": ${issue.issues.map((i) => i.message).join('; ')}`;
+    }
     if (issue.code === 'unrecognized_keys')
       message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
     const hint = hintFor(issue);
@@ -116,9 +120,9 @@ export function parseManifest(text: string, file: string): Manifest {
   return result.data;
 }
 
-/** Reads and validates a manifest file. */
-export async function loadManifest(file: string): Promise<LoadedManifest> {
-  const abs = path.resolve(file);
+/** Reads and validates a manifest file; a relative `file` resolves against `options.cwd` but is reported as given. */
+export async function loadManifest(file: string, options: { cwd?: string } = {}): Promise<LoadedManifest> {
+  const abs = path.resolve(options.cwd ?? process.cwd(), file);
   let text: string;
   try {
     text = await readFile(abs, 'utf8');

@@ -1,0 +1,331 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { SlipwayError } from '../core/errors.js';
+import { checkContract } from './contract.js';
+import { imageOrder } from './graph.js';
+import { manifestJsonSchema } from './json-schema.js';
+import { parseManifest } from './load.js';
+import type { ManifestInput } from './schema.js';
+
+const SHA = 'a'.repeat(40);
+
+/** A valid manifest; each case below breaks one thing in a copy. */
+function good(): ManifestInput & Record<string, unknown> {
+  return {
+    version: 1,
+    templates: {
+      'platform-agent': {
+        source: { git: 'https://git.example.com/org/templates.git', subdir: 'platform-agent' },
+        ref: SHA,
+        required: ['config.yaml'],
+      },
+    },
+    images: {
+      platform: { dockerfile: 'dockerfiles/Dockerfile.platform', repository: 'molecule-ai/platform' },
+      'platform-agent': {
+        dockerfile: 'dockerfiles/Dockerfile.platform-agent',
+        repository: 'molecule-ai/molecule-platform-agent',
+        base: 'platform',
+        templates: ['platform-agent'],
+      },
+    },
+    pins: { 'platform-agent': { image: 'platform-agent' } },
+  };
+}
+
+function parseError(m: unknown): SlipwayError {
+  try {
+    parseManifest(JSON.stringify(m, null, 2), 'manifest.json');
+  } catch (err) {
+    if (err instanceof SlipwayError) return err;
+    throw err;
+  }
+  throw new Error('expected the manifest to be refused');
+}
+
+function contractErrors(m: unknown): Array<{ at: string; message: string }> {
+  const manifest = parseManifest(JSON.stringify(m), 'manifest.json');
+  return checkContract(manifest).errors.map(({ at, message }) => ({ at, message }));
+}
+
+describe('manifest schema', () => {
+  it('accepts the good manifest and applies defaults', () => {
+    const m = parseManifest(JSON.stringify(good()), 'manifest.json');
+    expect(m.stagingDir).toBe('.tenant-bundle-deps/workspace-configs-templates');
+    expect(m.tags).toEqual({
+      immutable: ['{env}-{sha}'],
+      moving: ['{env}-latest'],
+      sha: 'full',
+      shortLength: 12,
+    });
+    expect(m.images.platform).toEqual({
+      dockerfile: 'dockerfiles/Dockerfile.platform',
+      context: '.',
+      repository: 'molecule-ai/platform',
+      templates: [],
+      buildArgs: {},
+      labels: {},
+    });
+    expect(checkContract(m)).toEqual({ errors: [], warnings: [] });
+  });
+
+  it('accepts the repository root manifest.json', () => {
+    const text = readFileSync(new URL('../../manifest.json', import.meta.url), 'utf8');
+    const m = parseManifest(text, 'manifest.json');
+    expect(checkContract(m, { strict: true }).errors).toEqual([]);
+  });
+
+  // Each malformed manifest with the JSON path and message the user sees.
+  const schemaCases: Array<[string, (m: Record<string, any>) => unknown, string, RegExp]> = [
+    ['unknown top-level key', (m) => ({ ...m, tmplates: {} }), '(root)', /unknown key "tmplates"/],
+    [
+      'typo inside a template',
+      (m) => ((m.templates['platform-agent'].requierd = ['x']), m),
+      'templates.platform-agent',
+      /unknown key "requierd"/,
+    ],
+    ['missing version', (m) => ({ ...m, version: undefined }), 'version', /expected 1/i],
+    [
+      'uppercase image name',
+      (m) => ((m.images.Platform = m.images.platform), m),
+      'images.Platform',
+      /image names are lowercase/,
+    ],
+    [
+      'repository with a registry and tag',
+      (m) => ((m.images.platform.repository = 'ECR.example.com/Platform:latest'), m),
+      'images.platform.repository',
+      /repository is a lowercase path/,
+    ],
+    [
+      'absolute dockerfile path',
+      (m) => ((m.images.platform.dockerfile = '/etc/Dockerfile'), m),
+      'images.platform.dockerfile',
+      /must be relative to the manifest/,
+    ],
+    [
+      'source that is none of the kinds',
+      (m) => ((m.templates['platform-agent'].source = { svn: 'x' }), m),
+      'templates.platform-agent.source',
+      /Invalid input/,
+    ],
+    [
+      'github source that is not owner/repo',
+      (m) => ((m.templates['platform-agent'].source = { github: 'just-a-name' }), m),
+      'templates.platform-agent.source.github',
+      /github source must be owner\/repo/,
+    ],
+    [
+      'immutable tag without {sha}',
+      (m) => ({ ...m, tags: { immutable: ['{env}-latest'] } }),
+      'tags.immutable[0]',
+      /must contain \{sha\}/,
+    ],
+    [
+      'unknown tag placeholder',
+      (m) => ({ ...m, tags: { moving: ['{branch}'] } }),
+      'tags.moving[0]',
+      /placeholders \{env\}, \{sha\}/,
+    ],
+    [
+      'unknown smoke assertion kind',
+      (m) => (
+        (m.images['platform-agent'].smoke = {
+          ready: { log: 'ready' },
+          assertions: [{ kind: 'exists', path: '/x' }],
+        }),
+        m
+      ),
+      'images.platform-agent.smoke.assertions[0].kind',
+      /Expected 'path' \| 'template' \| 'absent' \| 'exec'/,
+    ],
+    [
+      'smoke path that is not absolute',
+      (m) => (
+        (m.images['platform-agent'].smoke = {
+          ready: { log: 'ready' },
+          assertions: [{ kind: 'path', path: 'configs/config.yaml' }],
+        }),
+        m
+      ),
+      'images.platform-agent.smoke.assertions[0].path',
+      /start with "\/"/,
+    ],
+    [
+      'registry URL without a scheme',
+      (m) => ({ ...m, publish: { registry: '123.dkr.ecr.us-east-1.amazonaws.com' } }),
+      'publish.registry',
+      /ecr:\/\/.*oci:\/\//,
+    ],
+  ];
+
+  it.each(schemaCases)('refuses %s', (_name, mutate, at, message) => {
+    const err = parseError(mutate(good()));
+    expect(err.code).toBe('MANIFEST_INVALID');
+    const detail = err.details.find((d) => d.at === at);
+    expect(detail, `details: ${JSON.stringify(err.details)}`).toBeDefined();
+    expect(detail?.message).toMatch(message);
+    expect(err.message).toContain(`manifest.json: `);
+    expect(err.message).toContain(at);
+  });
+
+  it('refuses invalid JSON with the line and column', () => {
+    try {
+      parseManifest('{\n  "version": 1,\n  "images": {,}\n}', 'manifest.json');
+      throw new Error('expected a parse error');
+    } catch (err) {
+      expect(err).toBeInstanceOf(SlipwayError);
+      expect((err as SlipwayError).code).toBe('MANIFEST_PARSE');
+      expect((err as SlipwayError).message).toMatch(/^manifest\.json:3:\d+: not valid JSON/);
+    }
+  });
+
+  it('refuses duplicate names, which JSON.parse would silently merge', () => {
+    const text = `{
+  "version": 1,
+  "templates": {
+    "t": { "source": { "path": "a" } },
+    "t": { "source": { "path": "b" } }
+  },
+  "images": {}
+}`;
+    try {
+      parseManifest(text, 'manifest.json');
+      throw new Error('expected a duplicate-key error');
+    } catch (err) {
+      expect((err as SlipwayError).code).toBe('MANIFEST_INVALID');
+      expect((err as SlipwayError).details).toEqual([
+        { at: 'manifest.json:5:5', message: 'duplicate key: names must be unique' },
+      ]);
+    }
+  });
+});
+
+describe('pinning contract', () => {
+  const contractCases: Array<[string, (m: Record<string, any>) => unknown, { at: string; message: RegExp }]> =
+    [
+      [
+        'a branch as ref',
+        (m) => ((m.templates['platform-agent'].ref = 'main'), m),
+        {
+          at: 'templates.platform-agent.ref',
+          message: /ref "main" is not a full 40-hex commit: it is a branch/,
+        },
+      ],
+      [
+        'a short SHA as ref',
+        (m) => ((m.templates['platform-agent'].ref = 'abc1234'), m),
+        {
+          at: 'templates.platform-agent.ref',
+          message: /"abc1234" is not a full 40-hex commit: it is a short SHA/,
+        },
+      ],
+      [
+        'a tag as ref',
+        (m) => ((m.templates['platform-agent'].ref = 'v1.2.0'), m),
+        { at: 'templates.platform-agent.ref', message: /it is a tag/ },
+      ],
+      [
+        'uppercase hex ref',
+        (m) => ((m.templates['platform-agent'].ref = 'A'.repeat(40)), m),
+        { at: 'templates.platform-agent.ref', message: /uppercase hex/ },
+      ],
+      [
+        'a git source without ref',
+        (m) => (delete m.templates['platform-agent'].ref, m),
+        { at: 'templates.platform-agent.ref', message: /has no "ref"/ },
+      ],
+      [
+        'an image consuming an undefined template (the production failure)',
+        (m) => (delete m.templates['platform-agent'], m),
+        {
+          at: 'images.platform-agent.templates[0]',
+          message: /consumes template "platform-agent", which the manifest does not define/,
+        },
+      ],
+      [
+        'a base that does not exist',
+        (m) => ((m.images['platform-agent'].base = 'platfrom'), m),
+        { at: 'images.platform-agent.base', message: /base "platfrom", which the manifest does not define/ },
+      ],
+      [
+        'a base cycle',
+        (m) => ((m.images.platform.base = 'platform-agent'), m),
+        { at: 'images.platform.base', message: /base cycle: platform -> platform-agent -> platform/ },
+      ],
+      [
+        'two images pushing to one repository',
+        (m) => ((m.images.platform.repository = 'molecule-ai/molecule-platform-agent'), m),
+        {
+          at: 'images.platform-agent.repository',
+          message: /both push to repository "molecule-ai\/molecule-platform-agent"/,
+        },
+      ],
+      [
+        'a pin naming a runtime instead of an image',
+        (m) => ((m.pins['platform-agent'].image = 'claude-code'), m),
+        {
+          at: 'pins.platform-agent.image',
+          message: /pinned to image "claude-code", which the manifest does not define/,
+        },
+      ],
+      [
+        'smoke comparing with a template the image does not consume',
+        (m) => (
+          (m.images.platform.smoke = {
+            ready: { log: 'x' },
+            assertions: [{ kind: 'template', path: '/configs', template: 'platform-agent' }],
+          }),
+          m
+        ),
+        { at: 'images.platform.smoke.assertions[0].template', message: /does not consume/ },
+      ],
+    ];
+
+  it.each(contractCases)('refuses %s', (_name, mutate, expected) => {
+    const errors = contractErrors(mutate(good()));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]?.at).toBe(expected.at);
+    expect(errors[0]?.message).toMatch(expected.message);
+  });
+
+  it('warns about a local path source, and refuses it when strict', () => {
+    const m = good() as Record<string, any>;
+    m.templates['platform-agent'] = { source: { path: 'templates/platform-agent' } };
+    const manifest = parseManifest(JSON.stringify(m), 'manifest.json');
+    const loose = checkContract(manifest);
+    expect(loose.errors).toEqual([]);
+    expect(loose.warnings.map((w) => w.at)).toEqual(['templates.platform-agent.source']);
+    expect(checkContract(manifest, { strict: true }).errors.map((e) => e.at)).toEqual([
+      'templates.platform-agent.source',
+    ]);
+  });
+});
+
+describe('image order', () => {
+  it('puts bases first and pulls in the bases of requested images', () => {
+    const m = parseManifest(JSON.stringify(good()), 'manifest.json');
+    expect(imageOrder(m)).toEqual(['platform', 'platform-agent']);
+    expect(imageOrder(m, ['platform-agent'])).toEqual(['platform', 'platform-agent']);
+    expect(imageOrder(m, ['platform'])).toEqual(['platform']);
+  });
+
+  it('names an unknown image and lists the known ones', () => {
+    const m = parseManifest(JSON.stringify(good()), 'manifest.json');
+    expect(() => imageOrder(m, ['agent'])).toThrow(/no image named "agent".*/);
+    try {
+      imageOrder(m, ['agent']);
+    } catch (err) {
+      expect((err as SlipwayError).hint).toBe('known images: platform, platform-agent');
+    }
+  });
+});
+
+describe('JSON Schema', () => {
+  it('schema/manifest.schema.json is up to date (run npm run schema)', () => {
+    const onDisk = JSON.parse(
+      readFileSync(new URL('../../schema/manifest.schema.json', import.meta.url), 'utf8'),
+    );
+    expect(onDisk).toEqual(manifestJsonSchema());
+  });
+});
