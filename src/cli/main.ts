@@ -25,10 +25,15 @@ export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
       writeErr: (s) => io.stderr(s),
     });
   for (const register of commands) register(program, cli);
-  // Commander's subcommands inherit exitOverride/output only when set before they are added.
-  for (const sub of program.commands) {
-    sub.exitOverride().configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) });
-  }
+  // Commander's subcommands inherit exitOverride/output only when set before they are added,
+  // so apply them to every command at every depth (e.g. `pins promote`).
+  const route = (cmd: Command) => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride().configureOutput({ writeOut: (s) => io.stdout(s), writeErr: (s) => io.stderr(s) });
+      route(sub);
+    }
+  };
+  route(program);
   return { program, cli };
 }
 
