@@ -1,0 +1,64 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { buildImages } from '../../build/build.js';
+import { preflight } from '../../build/preflight.js';
+import { SlipwayError } from '../../core/errors.js';
+import { parsePlan } from '../../plan/plan.js';
+import type { Plan } from '../../plan/types.js';
+import type { Cli } from '../cli.js';
+import { collectBuildArg, type PlanCommandOptions, parseBuildArgs, planFromOptions } from './plan.js';
+
+interface BuildCommandOptions extends PlanCommandOptions {
+  cache: boolean;
+  buildkit: boolean;
+  plan?: string;
+}
+
+/** `slipway build [IMAGE...]`: preflight, plan (or --plan FILE), build with BASE_IMAGE chaining. */
+export function registerBuild(program: Command, cli: Cli): void {
+  program
+    .command('build')
+    .description(
+      'preflight the Dockerfiles, then build every image (bases first, FROM the base built in this run)',
+    )
+    .argument('[images...]', 'build only these images (and their bases)')
+    .option('--env <env>', 'environment name rendered into tags', 'dev')
+    .option('--sha <sha>', 'source revision (default: git rev-parse HEAD in the manifest directory)')
+    .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
+    .option('--no-cache', 'rebuild even when up to date, without the layer cache')
+    .option('--buildkit', 'build with BuildKit instead of the classic builder', false)
+    .option('--plan <file>', 'execute a plan made earlier with `slipway plan --json`')
+    .action(async (images: string[], opts: BuildCommandOptions) => {
+      const loaded = await cli.loadManifest();
+      let plan: Plan;
+      if (opts.plan !== undefined) {
+        if (opts.sha !== undefined || opts.buildArg.length > 0) {
+          cli.usage('--plan fixes the sha and build args; drop --sha and --build-arg');
+        }
+        const file = cli.resolve(opts.plan);
+        const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new SlipwayError('USAGE', `cannot read plan ${opts.plan} (${err.code})`, { resource: file });
+        });
+        plan = parsePlan(text, opts.plan);
+        // The plan's args already hold the run's overrides: check each image against its own.
+        for (const image of plan.images) {
+          await preflight(loaded, { images: [image.name], buildArgs: image.buildArgs, sink: cli.sink });
+        }
+      } else {
+        await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
+        plan = await planFromOptions(cli, loaded, images, opts);
+      }
+      const built = await buildImages(loaded, plan, {
+        only: images,
+        noCache: !opts.cache,
+        buildkit: opts.buildkit,
+        sink: cli.sink,
+        ...(cli.io.signal ? { signal: cli.io.signal } : {}),
+      });
+      const list = Object.values(built);
+      cli.print(
+        { ok: true, env: plan.env, sha: plan.sha, images: list },
+        list.map((b) => `${b.name}\t${b.id}\t${b.reused ? 'reused' : 'built'}\t${b.localTag}`),
+      );
+    });
+}

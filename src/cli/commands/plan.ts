@@ -1,0 +1,101 @@
+import type { Command } from 'commander';
+import { SlipwayError } from '../../core/errors.js';
+import type { LoadedManifest } from '../../manifest/load.js';
+import { makePlan } from '../../plan/plan.js';
+import { gitHead, gitSource } from '../../plan/revision.js';
+import type { Plan } from '../../plan/types.js';
+import type { StagingReceipt } from '../../stage/receipt.js';
+import { readReceipt } from '../../stage/stage.js';
+import type { Cli } from '../cli.js';
+
+/** Options shared by `plan` and `build`. */
+export interface PlanCommandOptions {
+  env: string;
+  sha?: string;
+  buildArg: string[];
+}
+
+/** Commander collector for a repeatable `--build-arg K=V`. */
+export function collectBuildArg(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** Parses `K=V` pairs; a pair without `=` is a usage error. */
+export function parseBuildArgs(cli: Cli, pairs: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0)
+      cli.usage(`--build-arg "${pair}" is not KEY=VALUE`, 'e.g. --build-arg ROOT_IMAGE=debian:bookworm-slim');
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
+/** The staging receipt, or an error telling the user to stage first. */
+export async function requireReceipt(loaded: LoadedManifest): Promise<StagingReceipt> {
+  const receipt = await readReceipt(loaded);
+  if (!receipt) {
+    throw new SlipwayError(
+      'PLAN_INVALID',
+      `nothing is staged: ${loaded.manifest.stagingDir}/staged.lock.json is missing`,
+      {
+        resource: loaded.manifest.stagingDir,
+        hint: 'run `slipway stage` first',
+      },
+    );
+  }
+  return receipt;
+}
+
+/** Makes the plan the way `plan` and `build` do: receipt, --sha (default git HEAD), --env, --build-arg. */
+export async function planFromOptions(
+  cli: Cli,
+  loaded: LoadedManifest,
+  images: readonly string[],
+  opts: PlanCommandOptions,
+): Promise<Plan> {
+  const buildArgs = parseBuildArgs(cli, opts.buildArg);
+  const receipt = await requireReceipt(loaded);
+  const sha = opts.sha ?? (await gitHead(loaded.dir));
+  return makePlan(loaded, {
+    env: opts.env,
+    sha,
+    receipt,
+    buildArgs,
+    images,
+    source: await gitSource(loaded.dir),
+  });
+}
+
+/** Text lines describing a plan. */
+export function describePlan(plan: Plan): string[] {
+  const lines = [`plan for ${plan.env} at ${plan.sha}`];
+  for (const image of plan.images) {
+    lines.push(
+      `  ${image.name} (${image.repository}) from ${image.dockerfile}${image.base ? `, FROM ${image.base}` : ''}`,
+      `    tags: ${[...image.immutableTags, ...image.movingTags].join(', ')}`,
+    );
+    for (const t of image.templates) lines.push(`    template ${t.name} @ ${t.ref ?? '(path)'} ${t.digest}`);
+  }
+  for (const pin of plan.pins) lines.push(`  pin ${pin.runtime} -> ${pin.image}:${pin.tag}`);
+  return lines;
+}
+
+/** `slipway plan [IMAGE...]`: prints what a run would build, tag and pin. */
+export function registerPlan(program: Command, cli: Cli): void {
+  program
+    .command('plan')
+    .description(
+      'print the plan: images in build order, tags, labels, templates, pin moves (--json: the plan document)',
+    )
+    .argument('[images...]', 'plan only these images (and their bases)')
+    .option('--env <env>', 'environment name rendered into tags', 'dev')
+    .option('--sha <sha>', 'source revision (default: git rev-parse HEAD in the manifest directory)')
+    .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
+    .action(async (images: string[], opts: PlanCommandOptions) => {
+      const loaded = await cli.loadManifest();
+      const plan = await planFromOptions(cli, loaded, images, opts);
+      cli.print(plan, describePlan(plan));
+    });
+}
