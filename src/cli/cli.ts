@@ -37,6 +37,7 @@ export class Cli {
     for (const k of [
       'GITHUB_TOKEN',
       'GITEA_TOKEN',
+      'SLIPWAY_GIT_TOKEN',
       'AWS_SECRET_ACCESS_KEY',
       'AWS_SESSION_TOKEN',
       'SLIPWAY_REGISTRY_PASSWORD',

@@ -93,5 +93,11 @@ describe('errors', () => {
     const refused = Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     expect(isUnreachable(new Error('fetch failed', { cause: refused }))).toBe(true);
     expect(isUnreachable(new Error('HTTP 404'))).toBe(false);
+    const noSocket = Object.assign(new Error('connect ENOENT /var/run/docker.sock'), {
+      code: 'ENOENT',
+      syscall: 'connect',
+    });
+    const noFile = Object.assign(new Error('open ENOENT x'), { code: 'ENOENT', syscall: 'open' });
+    expect([isUnreachable(noSocket), isUnreachable(noFile)]).toEqual([true, false]);
   });
 });

@@ -115,7 +115,6 @@ const UNREACHABLE_ERRNOS = new Set([
   'EPIPE',
   'UND_ERR_CONNECT_TIMEOUT',
   'UND_ERR_SOCKET',
-  'ENOENT', // a missing unix socket, e.g. /var/run/docker.sock
 ]);
 
 /** True when `err` (or its cause chain) is a connection-level failure. */
@@ -124,6 +123,9 @@ export function isUnreachable(err: unknown): boolean {
   for (let depth = 0; cur && depth < 6; depth++) {
     const code = (cur as { code?: unknown }).code;
     if (typeof code === 'string' && UNREACHABLE_ERRNOS.has(code)) return true;
+    // ENOENT means "unreachable" only for a connect to a missing unix socket (/var/run/docker.sock),
+    // not for a missing file or binary.
+    if (code === 'ENOENT' && (cur as { syscall?: unknown }).syscall === 'connect') return true;
     const errors = (cur as { errors?: unknown }).errors;
     if (Array.isArray(errors) && errors.some((e) => isUnreachable(e))) return true;
     cur = (cur as { cause?: unknown }).cause;

@@ -1,0 +1,351 @@
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { SlipwayError } from '../core/errors.js';
+import { extractTar, normaliseSubdir } from '../stage/extract.js';
+import type { SourceContext, TreeSource } from './source.js';
+
+/** A git template source as written in the manifest. */
+export interface GitSourceSpec {
+  readonly git: string;
+  readonly subdir?: string;
+}
+
+/** Where git fetches from, and how the source is named without credentials. */
+export interface GitLocation {
+  /** What git is given: a URL, or an absolute path for local repositories. */
+  readonly url: string;
+  /** Credential-free identity (cache key). */
+  readonly identity: string;
+  /** Credential-free display form. */
+  readonly display: string;
+  /** The http(s) origin, when the URL is http(s) (tokens are scoped to it). */
+  readonly httpOrigin?: string;
+  /** A password embedded in the URL (to redact). */
+  readonly embeddedSecret?: string;
+}
+
+const URL_RE = /^[a-z][a-z0-9+.-]*:\/\//i;
+const SCP_RE = /^[^/\s]+@[^/\s:]+:/;
+
+/** Resolves a manifest `git` value: URLs as they are (minus credentials in names), local paths against the manifest dir. */
+export function resolveGitLocation(git: string, manifestDir: string): GitLocation {
+  if (URL_RE.test(git)) {
+    const u = new URL(git);
+    const secret = u.password ? decodeURIComponent(u.password) : undefined;
+    u.username = '';
+    u.password = '';
+    const clean = u.toString();
+    const http = u.protocol === 'http:' || u.protocol === 'https:';
+    return {
+      url: git,
+      identity: clean,
+      display: clean,
+      ...(http ? { httpOrigin: u.origin } : {}),
+      ...(secret ? { embeddedSecret: secret } : {}),
+    };
+  }
+  if (SCP_RE.test(git)) return { url: git, identity: `ssh://${git}`, display: git };
+  const abs = path.resolve(manifestDir, git);
+  return { url: abs, identity: `file://${abs}`, display: git };
+}
+
+/** Environment variables that would point git at the caller's repository instead of the scratch one. */
+const GIT_LOCATING_ENV = [
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_INDEX_FILE',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_COMMON_DIR',
+  'GIT_NAMESPACE',
+  'GIT_CONFIG_PARAMETERS',
+  'GIT_CONFIG_COUNT',
+];
+
+/** Builds the git process environment: no prompts, the token as an http header scoped to the origin. */
+export function gitEnv(
+  base: NodeJS.ProcessEnv,
+  origin: string | undefined,
+  token: string | undefined,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(base)) {
+    if (GIT_LOCATING_ENV.includes(k) || /^GIT_CONFIG_(KEY|VALUE)_\d+$/.test(k)) continue;
+    env[k] = v;
+  }
+  env.GIT_TERMINAL_PROMPT = '0';
+  env.GIT_SSH_COMMAND ??= 'ssh -o BatchMode=yes';
+  env.LC_ALL = 'C';
+  const config: Array<[string, string]> = [];
+  if (token && origin) {
+    // In a header via the environment: never in the URL, argv, a file, or git's own messages.
+    const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
+    config.push([`http.${origin}/.extraHeader`, `Authorization: Basic ${basic}`]);
+  }
+  env.GIT_CONFIG_COUNT = String(config.length);
+  config.forEach(([k, v], i) => {
+    env[`GIT_CONFIG_KEY_${i}`] = k;
+    env[`GIT_CONFIG_VALUE_${i}`] = v;
+  });
+  return env;
+}
+
+interface GitResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** The git source: fetches exactly the pinned commit with the real git binary. */
+export class GitTemplateSource implements TreeSource {
+  readonly kind = 'git' as const;
+  readonly identity: string;
+  readonly description: string;
+  readonly subdir: string;
+  readonly cacheable = true;
+  private readonly location: GitLocation;
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(
+    spec: GitSourceSpec,
+    private readonly ctx: SourceContext,
+    token?: string,
+  ) {
+    this.location = resolveGitLocation(spec.git, ctx.manifestDir);
+    this.subdir = normaliseSubdir(spec.subdir);
+    this.identity = this.location.identity;
+    this.description = `git ${this.location.display}${this.subdir ? `#${this.subdir}` : ''}`;
+    const useToken = this.location.httpOrigin ? token : undefined;
+    ctx.redactor.add(useToken, this.location.embeddedSecret);
+    this.env = gitEnv(ctx.env, this.location.httpOrigin, useToken);
+  }
+
+  async fetchTree(ref: string | null, dest: string): Promise<void> {
+    const sha = this.requireSha(ref);
+    await this.withScratch(async (repo) => {
+      await this.fetchCommit(repo, sha);
+      const treeish = this.subdir ? `${sha}:${this.subdir}` : sha;
+      if (this.subdir) {
+        const t = await this.git(['cat-file', '-t', treeish], repo);
+        if (t.code !== 0 || t.stdout.trim() !== 'tree') {
+          throw new SlipwayError(
+            'SOURCE_FETCH_FAILED',
+            `template "${this.ctx.subject}": ${this.description} has no directory "${this.subdir}" at commit ${sha}`,
+            {
+              resource: this.description,
+              hint: 'check "subdir" against the repository at the pinned commit',
+            },
+          );
+        }
+      }
+      await this.archive(repo, treeish, dest);
+    });
+  }
+
+  async commitExists(ref: string): Promise<boolean> {
+    const sha = this.requireSha(ref);
+    return this.withScratch(async (repo) => {
+      try {
+        await this.fetchCommit(repo, sha);
+        return true;
+      } catch (err) {
+        if (err instanceof SlipwayError && err.code === 'COMMIT_NOT_FOUND') return false;
+        throw err;
+      }
+    });
+  }
+
+  private requireSha(ref: string | null): string {
+    if (ref === null || !/^[0-9a-f]{40}$/.test(ref)) {
+      // Fetching a branch would stage whatever it points at today; the contract forbids it.
+      throw new SlipwayError(
+        'CONTRACT_VIOLATION',
+        `template "${this.ctx.subject}": ref ${ref === null ? '(none)' : `"${ref}"`} is not a full 40-hex commit`,
+        {
+          resource: this.ctx.subject,
+          hint: 'pin the commit itself, e.g. the output of `git rev-parse <branch>`',
+        },
+      );
+    }
+    return ref;
+  }
+
+  private async withScratch<T>(fn: (repo: string) => Promise<T>): Promise<T> {
+    const dir = await mkdtemp(path.join(this.ctx.tmpDir ?? os.tmpdir(), 'slipway-git-'));
+    try {
+      const init = await this.git(['init', '--bare', '--quiet', dir], undefined);
+      if (init.code !== 0) throw this.failure('could not create a scratch repository', init.stderr);
+      return await fn(dir);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Fetches just the pinned commit (shallow), falling back to a full fetch when the server refuses a SHA. */
+  private async fetchCommit(repo: string, sha: string): Promise<void> {
+    const { url } = this.location;
+    const shallow = await this.git(['fetch', '--quiet', '--no-tags', '--depth', '1', url, sha], repo);
+    if (shallow.code !== 0) {
+      this.throwIfUnreachableOrDenied(shallow.stderr);
+      // Servers without uploadpack.allowReachableSHA1InWant refuse a SHA; every ref is the fallback.
+      const full = await this.git(
+        [
+          'fetch',
+          '--quiet',
+          '--no-tags',
+          url,
+          '+refs/heads/*:refs/slipway/heads/*',
+          '+refs/tags/*:refs/slipway/tags/*',
+        ],
+        repo,
+      );
+      if (full.code !== 0) {
+        this.throwIfUnreachableOrDenied(full.stderr);
+        throw this.failure('could not fetch', full.stderr);
+      }
+    }
+    const resolved = await this.git(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`], repo);
+    if (resolved.code !== 0) {
+      throw new SlipwayError(
+        'COMMIT_NOT_FOUND',
+        `template "${this.ctx.subject}": commit ${sha} does not exist in ${this.location.display}`,
+        {
+          resource: this.description,
+          hint: 'push the commit to the template repository, or pin a commit that exists there (`git ls-remote` lists its branches)',
+        },
+      );
+    }
+    if (resolved.stdout.trim() !== sha) {
+      throw new SlipwayError(
+        'COMMIT_NOT_FOUND',
+        `template "${this.ctx.subject}": ${sha} in ${this.location.display} is not a commit (it resolves to commit ${resolved.stdout.trim()})`,
+        { resource: this.description, hint: 'pin the commit id, not an annotated tag object' },
+      );
+    }
+  }
+
+  private throwIfUnreachableOrDenied(stderr: string): void {
+    if (
+      /Could not resolve host|Failed to connect|Connection refused|Connection timed out|Couldn't connect|Network is unreachable|No route to host|Operation timed out|Could not resolve hostname/i.test(
+        stderr,
+      )
+    ) {
+      throw new SlipwayError(
+        'GIT_HOST_UNREACHABLE',
+        `template "${this.ctx.subject}": cannot reach ${this.location.display}: ${this.tail(stderr)}`,
+        {
+          resource: this.description,
+          hint: 'check the URL and your network or VPN; the git host did not answer',
+        },
+      );
+    }
+    if (
+      /Authentication failed|returned error: 40[13]|HTTP 40[13]|could not read Username|could not read Password|terminal prompts disabled|Permission denied \(publickey/i.test(
+        stderr,
+      )
+    ) {
+      throw new SlipwayError(
+        'SOURCE_FETCH_FAILED',
+        `template "${this.ctx.subject}": ${this.location.display} refused access: ${this.tail(stderr)}`,
+        {
+          resource: this.description,
+          hint: 'set SLIPWAY_GIT_TOKEN to a token that can read the repository (it is sent as an HTTP header, never in the URL)',
+        },
+      );
+    }
+    if (/does not appear to be a git repository|Repository not found|returned error: 404/i.test(stderr)) {
+      throw new SlipwayError(
+        'SOURCE_FETCH_FAILED',
+        `template "${this.ctx.subject}": ${this.location.display} is not a git repository git can read: ${this.tail(stderr)}`,
+        { resource: this.description, hint: 'check the "git" URL or path of the template' },
+      );
+    }
+  }
+
+  private failure(what: string, stderr: string): SlipwayError {
+    return new SlipwayError(
+      'SOURCE_FETCH_FAILED',
+      `template "${this.ctx.subject}": ${what} ${this.location.display}: ${this.tail(stderr)}`,
+      {
+        resource: this.description,
+        hint: 'run with --verbose for git output; check the source URL and credentials',
+      },
+    );
+  }
+
+  /** The last lines of git's stderr, redacted: it may echo URLs and headers. */
+  private tail(stderr: string): string {
+    const lines = stderr.trim().split('\n').filter(Boolean).slice(-3);
+    return this.ctx.redactor.redact(lines.join('; ') || 'no output from git');
+  }
+
+  private git(args: string[], cwd: string | undefined): Promise<GitResult> {
+    const fullArgs = cwd === undefined ? args : ['-C', cwd, ...args];
+    return new Promise((resolve, reject) => {
+      execFile(
+        'git',
+        fullArgs,
+        {
+          env: this.env,
+          maxBuffer: 16 * 1024 * 1024,
+          ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+        },
+        (err, stdout, stderr) => {
+          if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
+            reject(this.spawnError(err));
+            return;
+          }
+          const code = err ? Number((err as { code?: unknown }).code ?? 1) || 1 : 0;
+          resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+        },
+      );
+    });
+  }
+
+  private spawnError(err: Error): SlipwayError {
+    if (this.ctx.signal?.aborted || err.name === 'AbortError')
+      return new SlipwayError('INTERRUPTED', `template "${this.ctx.subject}": fetch interrupted`, {
+        resource: this.ctx.subject,
+      });
+    const code = (err as NodeJS.ErrnoException).code;
+    return new SlipwayError(
+      'SOURCE_FETCH_FAILED',
+      code === 'ENOENT'
+        ? 'the git binary was not found'
+        : `could not run git: ${this.ctx.redactor.redact(err.message)}`,
+      { resource: this.description, hint: 'install git (2.25 or newer) and make sure it is on PATH' },
+    );
+  }
+
+  /** Streams `git archive` of `treeish` into the safe extractor. */
+  private async archive(repo: string, treeish: string, dest: string): Promise<void> {
+    const child = spawn('git', ['-C', repo, 'archive', '--format=tar', treeish], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 64 * 1024) stderr += d;
+    });
+    const exited = new Promise<number>((resolve, reject) => {
+      child.once('error', (err) => reject(this.spawnError(err)));
+      child.once('close', (code) => resolve(code ?? 1));
+    });
+    exited.catch(() => {});
+    try {
+      await extractTar(child.stdout, dest, {
+        subject: this.ctx.subject,
+        ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+      });
+    } catch (err) {
+      child.kill();
+      await exited.catch(() => {});
+      throw err;
+    }
+    const code = await exited;
+    if (code !== 0) throw this.failure(`git archive failed for ${treeish} of`, stderr);
+  }
+}

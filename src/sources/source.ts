@@ -1,0 +1,43 @@
+import type { EventSink } from '../core/events.js';
+import type { Redactor } from '../core/redact.js';
+import type { SourceKind } from '../manifest/schema.js';
+
+/**
+ * The template source port: the only calls staging and `verify --remote` make on a place that
+ * holds template trees (a git repository, a GitHub/Gitea API, a local directory). Implementations
+ * live beside this file; {@link TreeSource} values come from `sourceFor` (sources/index.ts).
+ */
+export interface TreeSource {
+  readonly kind: SourceKind;
+  /** Stable, credential-free identity of the repository (part of the cache key). */
+  readonly identity: string;
+  /** Credential-free description for receipts and messages, e.g. `git file:///srv/t.git#agent`. */
+  readonly description: string;
+  /** The subdirectory staged, '' for the whole tree (part of the cache key). */
+  readonly subdir: string;
+  /** Whether a fetched tree may be cached by commit (false for unpinned local directories). */
+  readonly cacheable: boolean;
+  /**
+   * Writes the tree of commit `ref` (restricted to `subdir`) into the empty directory `dest`,
+   * refusing entries that could escape it. `ref` is null only for local directories.
+   */
+  fetchTree(ref: string | null, dest: string): Promise<void>;
+  /** True when commit `ref` exists at the source; throws *_UNREACHABLE when the host does not answer. */
+  commitExists(ref: string): Promise<boolean>;
+}
+
+/** What every source implementation is given: no process globals, everything passed in. */
+export interface SourceContext {
+  /** Names the template in errors and events. */
+  readonly subject: string;
+  /** Resolves relative local paths. */
+  readonly manifestDir: string;
+  /** Environment for tokens (GITHUB_TOKEN, GITEA_TOKEN, SLIPWAY_GIT_TOKEN). */
+  readonly env: NodeJS.ProcessEnv;
+  /** Scrubs tokens from every message; sources register the tokens they use. */
+  readonly redactor: Redactor;
+  /** Scratch space for temporary repositories (default: the OS temp dir). */
+  readonly tmpDir?: string;
+  readonly sink?: EventSink;
+  readonly signal?: AbortSignal;
+}

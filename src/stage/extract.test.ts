@@ -1,0 +1,167 @@
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import tar from 'tar-stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isSlipwayError } from '../core/errors.js';
+import { extractTar } from './extract.js';
+
+type Entry = Partial<tar.Header> & { name: string; body?: string };
+
+/** Builds a tar archive in memory, exactly as given (no sanitising: that is what is tested). */
+async function makeTar(entries: Entry[]): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  pack.on('data', (c: unknown) => {
+    chunks.push(c as Buffer);
+  });
+  const done = new Promise<void>((r) => pack.on('end', () => r()));
+  for (const { body, ...header } of entries) {
+    await new Promise<void>((resolve, reject) =>
+      pack.entry(header as tar.Header, body ?? '', (err) => (err ? reject(err) : resolve())),
+    );
+  }
+  pack.finalize();
+  await done;
+  return Buffer.concat(chunks);
+}
+
+async function refusal(entries: Entry[], opts: { strip?: number } = {}): Promise<Record<string, unknown>> {
+  const dest = path.join(dir, 'out');
+  try {
+    await extractTar(Readable.from([await makeTar(entries)]), dest, { subject: 'agent', ...opts });
+  } catch (err) {
+    if (!isSlipwayError(err)) throw err;
+    return { code: err.code, message: err.message, resource: err.resource };
+  }
+  return { code: 'none' };
+}
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-extract-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('extractTar', () => {
+  it('unpacks files, directories, executables and in-tree symlinks, normalising modes', async () => {
+    const archive = await makeTar([
+      { name: 'wrap/', type: 'directory' },
+      { name: 'wrap/config.yaml', body: 'name: a\n', mode: 0o664 },
+      { name: 'wrap/bin/run.sh', body: '#!/bin/sh\n', mode: 0o775 },
+      { name: 'wrap/prompts/current.md', type: 'symlink', linkname: '../config.yaml' },
+    ]);
+    const dest = path.join(dir, 'out');
+    const result = await extractTar(Readable.from([gzipSync(archive)]), dest, {
+      subject: 'a',
+      gzip: true,
+      strip: 1,
+    });
+    expect(result).toEqual({ entries: 3 });
+    expect({
+      config: readFileSync(path.join(dest, 'config.yaml'), 'utf8'),
+      configMode: lstatSync(path.join(dest, 'config.yaml')).mode & 0o777,
+      runMode: lstatSync(path.join(dest, 'bin/run.sh')).mode & 0o777,
+      link: readlinkSync(path.join(dest, 'prompts/current.md')),
+    }).toEqual({ config: 'name: a\n', configMode: 0o644, runMode: 0o755, link: '../config.yaml' });
+  });
+
+  it('keeps only the subdir, re-rooted', async () => {
+    const archive = await makeTar([
+      { name: 'top/README.md', body: 'x' },
+      { name: 'top/templates/agent/config.yaml', body: 'y' },
+    ]);
+    const dest = path.join(dir, 'out');
+    await extractTar(Readable.from([archive]), dest, { subject: 'a', strip: 1, subdir: 'templates/agent' });
+    expect([
+      existsSync(path.join(dest, 'README.md')),
+      readFileSync(path.join(dest, 'config.yaml'), 'utf8'),
+    ]).toEqual([false, 'y']);
+  });
+
+  const hint = 'archive entry';
+  it.each<[string, Entry[], string]>([
+    [
+      'a .. segment',
+      [{ name: '../x', body: 'evil' }],
+      `template "agent": ${hint} "../x" contains a '..' segment`,
+    ],
+    [
+      'an absolute path',
+      [{ name: '/etc/passwd', body: 'root::0:0' }],
+      `template "agent": ${hint} "/etc/passwd" is an absolute path`,
+    ],
+    [
+      'a symlink leading outside',
+      [{ name: 'link', type: 'symlink', linkname: '../../outside' }],
+      `template "agent": ${hint} "link" is a symlink that points outside the template (../../outside)`,
+    ],
+    [
+      'an absolute symlink',
+      [{ name: 'link', type: 'symlink', linkname: '/etc/shadow' }],
+      `template "agent": ${hint} "link" is a symlink that points at the absolute path /etc/shadow`,
+    ],
+    [
+      'a hard link',
+      [
+        { name: 'a', body: 'x' },
+        { name: 'b', type: 'link', linkname: 'a' },
+      ],
+      `template "agent": ${hint} "b" is a hard link (to a)`,
+    ],
+    [
+      'a character device',
+      [{ name: 'tty', type: 'character-device', devmajor: 5, devminor: 0 }],
+      `template "agent": ${hint} "tty" is a device file`,
+    ],
+    ['a fifo', [{ name: 'pipe', type: 'fifo' }], `template "agent": ${hint} "pipe" is a fifo`],
+    [
+      'a duplicate entry',
+      [
+        { name: 'a', body: 'x' },
+        { name: 'a', body: 'y' },
+      ],
+      `template "agent": ${hint} "a" appears twice in the archive`,
+    ],
+    [
+      'a write through an in-tree symlink chain that leads outside',
+      [
+        { name: 's', type: 'symlink', linkname: '.' },
+        { name: 'up', type: 'symlink', linkname: 's/..' },
+        { name: 'up/escaped', body: 'x' },
+      ],
+      `template "agent": ${hint} "up/escaped" would be written through a symlink that leads outside the template`,
+    ],
+  ])('refuses %s with STAGING_REFUSED naming the entry', async (_what, entries, message) => {
+    const result = await refusal(entries);
+    expect(result).toEqual({ code: 'STAGING_REFUSED', message, resource: expect.any(String) });
+    expect(existsSync(path.join(dir, 'x'))).toBe(false);
+    expect(existsSync(path.join(dir, 'escaped'))).toBe(false);
+  });
+
+  it('refuses an archive with more than one top-level directory when stripping', async () => {
+    expect(
+      await refusal(
+        [
+          { name: 'one/a', body: 'x' },
+          { name: 'two/b', body: 'y' },
+        ],
+        { strip: 1 },
+      ),
+    ).toEqual({
+      code: 'STAGING_REFUSED',
+      message: `template "agent": archive entry "two/b" is outside the archive's single top-level directory "one"`,
+      resource: 'two/b',
+    });
+  });
+
+  it('reports a truncated archive as a fetch failure', async () => {
+    const archive = await makeTar([{ name: 'a', body: 'x'.repeat(2000) }]);
+    const dest = path.join(dir, 'out');
+    await expect(
+      extractTar(Readable.from([archive.subarray(0, 1000)]), dest, { subject: 'agent' }),
+    ).rejects.toMatchObject({ code: 'SOURCE_FETCH_FAILED' });
+  });
+});

@@ -1,0 +1,212 @@
+import { createWriteStream } from 'node:fs';
+import { mkdir, realpath, symlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import tar from 'tar-stream';
+import { isSlipwayError, messageOf, SlipwayError } from '../core/errors.js';
+import { unsafeEntryName, unsafeLinkTarget } from './rules.js';
+
+/** Options for {@link extractTar}. */
+export interface ExtractOptions {
+  /** Names the template in errors. */
+  readonly subject: string;
+  /** The stream is gzip-compressed. */
+  readonly gzip?: boolean;
+  /** Leading directories to strip: 1 for GitHub/Gitea archives, which wrap the tree in one. */
+  readonly strip?: number;
+  /** Keep only entries under this directory, re-rooted at it. */
+  readonly subdir?: string;
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link extractTar} wrote. */
+export interface ExtractResult {
+  /** Files and symlinks written. */
+  readonly entries: number;
+}
+
+function refused(subject: string, entry: string, why: string): SlipwayError {
+  return new SlipwayError('STAGING_REFUSED', `template "${subject}": archive entry "${entry}" ${why}`, {
+    resource: entry,
+    hint: 'templates may hold regular files, directories and symlinks that stay inside the template; fix the template repository',
+  });
+}
+
+/** Normalises a POSIX subdir (`./a/b/` -> `a/b`); '' means the root. */
+export function normaliseSubdir(subdir: string | undefined): string {
+  if (!subdir) return '';
+  const n = path.posix
+    .normalize(subdir.replace(/\\/g, '/'))
+    .replace(/^\.\/?/, '')
+    .replace(/\/+$/, '');
+  return n === '.' ? '' : n;
+}
+
+/**
+ * Unpacks a tar stream into the empty directory `dest`, refusing every entry that could escape
+ * it: absolute names, `..` segments, symlinks pointing outside, hard links, devices and fifos.
+ * Files are written with O_EXCL, so a second entry can never overwrite or write through the first.
+ * Modes are normalised to 0644/0755, as git stores them.
+ */
+export async function extractTar(
+  input: Readable,
+  dest: string,
+  options: ExtractOptions,
+): Promise<ExtractResult> {
+  const { subject } = options;
+  const strip = options.strip ?? 0;
+  const subdir = normaliseSubdir(options.subdir);
+  // Piping starts before the first await: Node discards a child's stdout that nobody reads
+  // when the child exits (child_process flushStdio), so `git archive` output could be lost.
+  const rootReady = mkdir(dest, { recursive: true }).then(() => realpath(dest));
+  rootReady.catch(() => {});
+  let root = '';
+  const extract = tar.extract();
+  let top: string | undefined;
+  let entries = 0;
+  // The callback API, not the async iterator: tar-stream's iterator can report the end before
+  // the last entry when the whole archive arrives in one chunk. Each entry is fully handled
+  // before `next()`, so the pipeline settles only after the last one.
+  extract.on('entry', (header, stream, next) => {
+    handle(header, stream as unknown as Readable).then(
+      () => next(),
+      (err: unknown) => {
+        stream.resume();
+        extract.destroy(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+  const feed = pipeline([input, ...(options.gzip ? [createGunzip()] : []), extract], {
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  // Observed below; this keeps an early mkdir failure from leaving it unobserved.
+  feed.catch(() => {});
+  try {
+    root = await rootReady;
+    await feed;
+  } catch (err) {
+    input.destroy();
+    extract.destroy();
+    if (isSlipwayError(err)) throw err;
+    if (options.signal?.aborted) {
+      throw new SlipwayError('INTERRUPTED', `template "${subject}": staging was interrupted`, {
+        resource: subject,
+      });
+    }
+    throw new SlipwayError(
+      'SOURCE_FETCH_FAILED',
+      `template "${subject}": could not unpack the archive: ${messageOf(err)}`,
+      {
+        resource: subject,
+        hint: 'the archive is damaged or truncated; stage again, or check the source',
+      },
+    );
+  }
+  return { entries };
+
+  async function handle(h: tar.Header, entry: Readable): Promise<void> {
+    root = await rootReady;
+    // git archive writes the commit id in a pax global header; it is metadata, not a file.
+    const type: string = h.type ?? 'file';
+    if (type === 'pax-global-header' || type === 'pax-header') {
+      await drain(entry);
+      return;
+    }
+    const rel = await place(h.name);
+    if (rel === undefined) {
+      await drain(entry);
+      return;
+    }
+    const target = path.join(root, ...rel.split('/'));
+    switch (h.type) {
+      case 'directory':
+        await drain(entry);
+        await mkdir(target, { recursive: true });
+        await insideRoot(path.dirname(target), rel);
+        break;
+      case 'file':
+      case 'contiguous-file': {
+        await mkdir(path.dirname(target), { recursive: true });
+        await insideRoot(path.dirname(target), rel);
+        const mode = ((h.mode ?? 0o644) & 0o100) !== 0 ? 0o755 : 0o644;
+        try {
+          await pipeline(entry, createWriteStream(target, { flags: 'wx', mode }));
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+            throw refused(subject, h.name, 'appears twice in the archive');
+          throw err;
+        }
+        entries++;
+        break;
+      }
+      case 'symlink': {
+        await drain(entry);
+        const why = unsafeLinkTarget(rel, h.linkname ?? '');
+        if (why !== undefined) throw refused(subject, h.name, `is a symlink that ${why}`);
+        await mkdir(path.dirname(target), { recursive: true });
+        await insideRoot(path.dirname(target), rel);
+        try {
+          await symlink(h.linkname ?? '', target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+            throw refused(subject, h.name, 'appears twice in the archive');
+          throw err;
+        }
+        entries++;
+        break;
+      }
+      case 'link':
+        throw refused(subject, h.name, `is a hard link (to ${h.linkname ?? '?'})`);
+      case 'character-device':
+      case 'block-device':
+        throw refused(subject, h.name, 'is a device file');
+      case 'fifo':
+        throw refused(subject, h.name, 'is a fifo');
+      default:
+        throw refused(subject, h.name, `has an unsupported type (${h.type ?? 'unknown'})`);
+    }
+  }
+
+  // tar-stream wants an entry's body consumed before the next entry is asked for.
+  function drain(entry: Readable): Promise<void> {
+    return new Promise((resolve, reject) => {
+      entry.once('end', resolve).once('error', reject).resume();
+    });
+  }
+
+  // The entry's path inside the template, or undefined for entries not staged (pax headers,
+  // the wrapping directory, files outside `subdir`).
+  async function place(name: string): Promise<string | undefined> {
+    const why = unsafeEntryName(name);
+    if (why !== undefined) throw refused(subject, name, why);
+    const segments = name
+      .replace(/^(\.\/)+/, '')
+      .split('/')
+      .filter((s) => s !== '' && s !== '.');
+    if (segments.length === 0) return undefined;
+    if (strip > 0) {
+      const head = segments.slice(0, strip).join('/');
+      if (top === undefined) top = head;
+      else if (head !== top)
+        throw refused(subject, name, `is outside the archive's single top-level directory "${top}"`);
+      segments.splice(0, strip);
+      if (segments.length === 0) return undefined;
+    }
+    let rel = segments.join('/');
+    if (subdir !== '') {
+      if (rel === subdir) return undefined;
+      if (!rel.startsWith(`${subdir}/`)) return undefined;
+      rel = rel.slice(subdir.length + 1);
+    }
+    return rel;
+  }
+
+  // A directory reached through an earlier symlink must still resolve inside the root.
+  async function insideRoot(dir: string, rel: string): Promise<void> {
+    const real = await realpath(dir);
+    if (real !== root && !real.startsWith(`${root}${path.sep}`))
+      throw refused(subject, rel, 'would be written through a symlink that leads outside the template');
+  }
+}

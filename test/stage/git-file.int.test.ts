@@ -1,0 +1,259 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { isSlipwayError, type SlipwayError } from '../../src/core/errors.js';
+import { collectingSink } from '../../src/core/events.js';
+import { TemplateCache } from '../../src/stage/cache.js';
+import { readReceipt, receiptPath, stageTemplates } from '../../src/stage/stage.js';
+import {
+  bareClone,
+  git,
+  makeTemplateRepo,
+  type TemplateRepo,
+  tempDir,
+  treeOfCommit,
+  treeOnDisk,
+  writeManifest,
+} from './helpers.js';
+
+const STAGED = '.tenant-bundle-deps/workspace-configs-templates';
+
+async function caught(p: Promise<unknown>): Promise<SlipwayError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isSlipwayError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected a SlipwayError');
+}
+
+describe('staging from git over file://', () => {
+  let root: string;
+  let repo: TemplateRepo;
+  let bare: string;
+  let cacheDir: string;
+
+  beforeAll(() => {
+    root = tempDir('stage-file');
+    repo = makeTemplateRepo(path.join(root, 'work'));
+    bare = bareClone(repo.work, path.join(root, 'agent.git'));
+    cacheDir = path.join(root, 'cache');
+  });
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('stages exactly the pinned commit: its tree byte for byte, without .git or later commits', async () => {
+    const project = path.join(root, 'p1');
+    const loaded = await writeManifest(project, {
+      'platform-agent': {
+        source: { git: `file://${bare}` },
+        ref: repo.first,
+        required: ['config.yaml', 'prompts', 'identity-fallback.sh'],
+      },
+    });
+    const sink = collectingSink();
+    const receipt = await stageTemplates(loaded, { cacheDir, sink, env: {} });
+    const dir = path.join(project, STAGED, 'platform-agent');
+    expect(treeOnDisk(dir)).toEqual(treeOfCommit(bare, repo.first));
+    expect(existsSync(path.join(dir, 'prompts/added-later.md'))).toBe(false);
+    expect(readFileSync(path.join(dir, 'config.yaml'), 'utf8')).toBe('name: platform-agent\nmodel: large\n');
+    const entry = receipt.templates['platform-agent'];
+    expect(entry).toMatchObject({
+      name: 'platform-agent',
+      source: `git file://${bare}`,
+      ref: repo.first,
+      files: 6,
+      dir: `${STAGED}/platform-agent`,
+    });
+    expect(entry?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(await readReceipt(loaded)).toEqual(receipt);
+    expect(JSON.parse(readFileSync(receiptPath(loaded), 'utf8'))).toEqual(receipt);
+    expect(sink.events.filter((e) => e.kind === 'step-done').map((e) => `${e.stage} ${e.subject}`)).toEqual([
+      'source platform-agent',
+      'stage platform-agent',
+    ]);
+  });
+
+  it('re-stages from the cache without touching git, even when the repository is gone', async () => {
+    const project = path.join(root, 'p2');
+    const gone = bareClone(repo.work, path.join(root, 'will-vanish.git'));
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${gone}` }, ref: repo.first },
+    });
+    const first = await stageTemplates(loaded, { cacheDir, env: {} });
+    rmSync(gone, { recursive: true, force: true });
+    const sink = collectingSink();
+    const again = await stageTemplates(loaded, { cacheDir, sink, env: {} });
+    expect(again).toEqual(first);
+    expect(sink.events.find((e) => e.stage === 'source' && e.kind === 'step-done')).toMatchObject({
+      skipped: true,
+      message: expect.stringContaining('from cache'),
+    });
+    expect(sink.events.some((e) => e.kind === 'step-start' && e.stage === 'source')).toBe(false);
+    // Bypassing the cache needs the repository, which is gone: proof the cache did the work above.
+    const err = await caught(stageTemplates(loaded, { cacheDir, noCache: true, env: {} }));
+    expect(err.code).toBe('SOURCE_FETCH_FAILED');
+  });
+
+  it('fetches again when a cached tree was modified, and leaves no lock behind', async () => {
+    const project = path.join(root, 'p9');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${bare}` }, ref: repo.first },
+    });
+    const first = await stageTemplates(loaded, { cacheDir, env: {} });
+    const key = { identity: `file://${bare}`, ref: repo.first, subdir: '' };
+    writeFileSync(path.join(cacheDir, TemplateCache.keyHash(key), 'tree', 'config.yaml'), 'stub\n');
+    const sink = collectingSink();
+    expect(await stageTemplates(loaded, { cacheDir, sink, env: {} })).toEqual(first);
+    expect(sink.events.filter((e) => e.stage === 'source').map((e) => e.kind)).toEqual([
+      'log',
+      'step-start',
+      'step-done',
+    ]);
+    expect(readFileSync(path.join(cacheDir, TemplateCache.keyHash(key), 'tree', 'config.yaml'), 'utf8')).toBe(
+      'name: platform-agent\nmodel: large\n',
+    );
+    expect(existsSync(`${path.join(project, STAGED)}.lock`)).toBe(false);
+  });
+
+  it('refuses a branch name as ref before any fetch', async () => {
+    const project = path.join(root, 'p3');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: path.join(root, 'no-such-repo.git') }, ref: 'main' },
+    });
+    const sink = collectingSink();
+    const err = await caught(stageTemplates(loaded, { cacheDir, sink, env: {} }));
+    expect({ code: err.code, at: err.details.map((d) => d.at) }).toEqual({
+      code: 'CONTRACT_VIOLATION',
+      at: ['templates.agent.ref'],
+    });
+    expect(err.message).toContain('a branch or other name, which moves');
+    expect(sink.events).toEqual([]);
+    expect(existsSync(path.join(project, STAGED))).toBe(false);
+  });
+
+  it('a missing required file fails and leaves the previous staged tree and receipt untouched', async () => {
+    const project = path.join(root, 'p4');
+    const good = await writeManifest(project, {
+      agent: { source: { git: bare }, ref: repo.first, required: ['config.yaml'] },
+      other: { source: { git: bare }, ref: repo.second },
+    });
+    await stageTemplates(good, { cacheDir, env: {} });
+    const receiptBefore = readFileSync(receiptPath(good), 'utf8');
+    const treeBefore = treeOnDisk(path.join(project, STAGED));
+
+    // Move both pins: "other" would stage fine, "agent" lacks a required file at the new commit.
+    const bad = await writeManifest(project, {
+      agent: { source: { git: bare }, ref: repo.second, required: ['config.yaml', 'prompts/missing.md'] },
+      other: { source: { git: bare }, ref: repo.first },
+    });
+    const err = await caught(stageTemplates(bad, { cacheDir, env: {} }));
+    expect({ code: err.code, resource: err.resource }).toEqual({
+      code: 'REQUIRED_FILE_MISSING',
+      resource: 'agent:prompts/missing.md',
+    });
+    expect(err.message).toContain('template "agent"');
+    expect(err.hint).toContain('prompts/missing.md');
+    expect(readFileSync(receiptPath(good), 'utf8')).toBe(receiptBefore);
+    expect(treeOnDisk(path.join(project, STAGED))).toEqual(treeBefore);
+  });
+
+  it('reports a commit the repository does not have', async () => {
+    const project = path.join(root, 'p5');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${bare}` }, ref: 'f'.repeat(40) },
+    });
+    const err = await caught(stageTemplates(loaded, { cacheDir, env: {} }));
+    expect({ code: err.code, resource: err.resource }).toEqual({
+      code: 'COMMIT_NOT_FOUND',
+      resource: `git file://${bare}`,
+    });
+    expect(err.message).toContain('f'.repeat(40));
+  });
+
+  it('stages a subdir of the non-bare repository holding the manifest ({"git": "."}), and removes dropped templates', async () => {
+    const work = path.join(root, 'self');
+    const self = makeTemplateRepo(work, 'templates/platform-agent');
+    const loaded = await writeManifest(work, {
+      'platform-agent': { source: { git: '.', subdir: 'templates/platform-agent' }, ref: self.first },
+      old: { source: { git: '.', subdir: 'templates/platform-agent' }, ref: self.second },
+    });
+    const receipt = await stageTemplates(loaded, { cacheDir, env: {} });
+    expect(receipt.templates['platform-agent']?.source).toBe('git .#templates/platform-agent');
+    expect(treeOnDisk(path.join(work, STAGED, 'platform-agent'))).toEqual(
+      treeOfCommit(work, self.first, 'templates/platform-agent'),
+    );
+    const fewer = await writeManifest(work, {
+      'platform-agent': { source: { git: '.', subdir: 'templates/platform-agent' }, ref: self.first },
+    });
+    const after = await stageTemplates(fewer, { cacheDir, env: {} });
+    expect(Object.keys(after.templates)).toEqual(['platform-agent']);
+    expect(existsSync(path.join(work, STAGED, 'old'))).toBe(false);
+    expect(git(work, 'status', '--porcelain', '--', 'templates')).toBe('');
+  });
+
+  it('--only restages one template and keeps the others in the receipt', async () => {
+    const project = path.join(root, 'p6');
+    const loaded = await writeManifest(project, {
+      a: { source: { git: bare }, ref: repo.first },
+      b: { source: { git: bare }, ref: repo.first },
+    });
+    const all = await stageTemplates(loaded, { cacheDir, env: {} });
+    const moved = await writeManifest(project, {
+      a: { source: { git: bare }, ref: repo.second },
+      b: { source: { git: bare }, ref: repo.second },
+    });
+    const one = await stageTemplates(moved, { cacheDir, env: {}, only: ['a'] });
+    expect(one.templates.b).toEqual(all.templates.b);
+    expect(one.templates.a?.ref).toBe(repo.second);
+    const err = await caught(stageTemplates(moved, { cacheDir, env: {}, only: ['nope'] }));
+    expect(err.code).toBe('USAGE');
+  });
+
+  it('the CLI stages and prints the receipt; verify --remote fails closed on a missing commit', async () => {
+    const project = path.join(root, 'p7');
+    await writeManifest(project, { agent: { source: { git: bare }, ref: repo.first } });
+    writeFileSync(path.join(project, 'Dockerfile'), 'FROM scratch\n');
+    const out: string[] = [];
+    const errs: string[] = [];
+    const io = {
+      stdout: (s: string) => out.push(s),
+      stderr: (s: string) => errs.push(s),
+      env: {},
+      cwd: project,
+    };
+    expect(await main(['--json', 'stage', '--cache-dir', cacheDir], io)).toBe(0);
+    const printed = JSON.parse(out.join(''));
+    expect(printed.templates.agent.ref).toBe(repo.first);
+
+    out.length = 0;
+    expect(await main(['stage', '--cache-dir', cacheDir], io)).toBe(0);
+    expect(out.join('')).toMatch(
+      new RegExp(`^TEMPLATE\\s+REF\\s+DIGEST\\s+FILES\\s+BYTES\\nagent\\s+${repo.first.slice(0, 12)}\\s`),
+    );
+
+    expect(await main(['verify', '--remote'], io)).toBe(0);
+    await writeManifest(project, { agent: { source: { git: bare }, ref: 'e'.repeat(40) } });
+    errs.length = 0;
+    expect(await main(['verify', '--remote'], io)).toBe(1);
+    expect(errs.join('')).toContain(`agent: commit ${'e'.repeat(40)} does not exist in git ${bare}`);
+  });
+
+  it('verify --remote exits 3 when the git host does not answer', async () => {
+    const project = path.join(root, 'p8');
+    await writeManifest(project, {
+      agent: { source: { git: 'http://127.0.0.1:9/agent.git' }, ref: repo.first },
+    });
+    writeFileSync(path.join(project, 'Dockerfile'), 'FROM scratch\n');
+    const errs: string[] = [];
+    const code = await main(['verify', '--remote'], {
+      stdout: () => {},
+      stderr: (s) => errs.push(s),
+      env: {},
+      cwd: project,
+    });
+    expect(code).toBe(3);
+    expect(errs.join('')).toContain('cannot reach http://127.0.0.1:9/agent.git');
+  });
+});
