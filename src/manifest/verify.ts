@@ -1,5 +1,7 @@
+import { preflight } from '../build/preflight.js';
 import type { ErrorDetail } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
+import { checkRemoteCommits } from '../sources/remote-check.js';
 import { assertContract } from './contract.js';
 import type { LoadedManifest } from './load.js';
 
@@ -11,6 +13,8 @@ export interface VerifyOptions {
   readonly strict?: boolean;
   /** Environment for source tokens (GITHUB_TOKEN, GITEA_TOKEN). */
   readonly env?: NodeJS.ProcessEnv;
+  /** Build-arg overrides the run will use, for preflight's variable substitution. */
+  readonly buildArgs?: Readonly<Record<string, string>>;
   readonly sink?: EventSink;
 }
 
@@ -43,12 +47,24 @@ export async function verifyManifest(
     subject: loaded.file,
     message: 'schema and pinning contract hold',
   });
+  const dockerfiles = await preflight(loaded, { sink, ...(options.buildArgs ? { buildArgs: { ...options.buildArgs } } : {}) });
+  if (Object.keys(loaded.manifest.images).length > 0) checks.push('dockerfile preflight');
+  if (options.remote) {
+    const found = await checkRemoteCommits(loaded, { env: options.env ?? {}, sink });
+    checks.push('remote commits');
+    sink({
+      kind: 'step-done',
+      stage: 'verify',
+      subject: loaded.file,
+      message: `${found.length} pinned commit${found.length === 1 ? '' : 's'} exist at their sources`,
+    });
+  }
   const { manifest } = loaded;
   return {
     templates: Object.keys(manifest.templates).length,
     images: Object.keys(manifest.images).length,
     pins: Object.keys(manifest.pins).length,
-    warnings: contract.warnings,
+    warnings: [...contract.warnings, ...dockerfiles.warnings],
     checks,
   };
 }
