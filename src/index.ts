@@ -3,6 +3,7 @@
  * plane or a CI script can call them directly. Folders follow the pipeline's stages:
  * manifest -> sources/stage -> plan/build -> publish -> smoke -> promote.
  */
+export * from './build/index.js';
 export * from './core/errors.js';
 export * from './core/events.js';
 export * from './core/image-ref.js';
@@ -15,6 +16,10 @@ export * from './manifest/json-schema.js';
 export * from './manifest/load.js';
 export * from './manifest/schema.js';
 export * from './manifest/verify.js';
+export * from './plan/plan.js';
 export * from './plan/types.js';
-export * from './promote/pin-store.js';
+export * from './promote/index.js';
+export * from './publish/index.js';
+export * from './smoke/index.js';
+export * from './stage/index.js';
 export * from './stage/receipt.js';

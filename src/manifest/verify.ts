@@ -47,7 +47,10 @@ export async function verifyManifest(
     subject: loaded.file,
     message: 'schema and pinning contract hold',
   });
-  const dockerfiles = await preflight(loaded, { sink, ...(options.buildArgs ? { buildArgs: { ...options.buildArgs } } : {}) });
+  const dockerfiles = await preflight(loaded, {
+    sink,
+    ...(options.buildArgs ? { buildArgs: { ...options.buildArgs } } : {}),
+  });
   if (Object.keys(loaded.manifest.images).length > 0) checks.push('dockerfile preflight');
   if (options.remote) {
     const found = await checkRemoteCommits(loaded, { env: options.env ?? {}, sink });

@@ -18,12 +18,23 @@ export interface RepositorySettings {
   readonly tagMutability: 'MUTABLE' | 'IMMUTABLE';
 }
 
+/** Options of {@link Registry.putTag}. */
+export interface PutTagOptions {
+  /**
+   * The repository (same registry) holding the manifest, when it is not `repository` itself:
+   * its blobs are mounted into `repository` before the manifest is written, so no layer moves.
+   */
+  readonly from?: string;
+}
+
 /** A container registry. */
 export interface Registry {
   /** The registry URL without credentials, e.g. `oci://127.0.0.1:5000/prefix`. */
   readonly url: string;
   /** The full image name for a manifest repository, e.g. `127.0.0.1:5000/prefix/molecule-ai/platform`. */
   imageName(repository: string): ImageRef;
+  /** The manifest repository an image reference names in this registry, or null when it is elsewhere. */
+  repositoryOf(ref: ImageRef): string | null;
   /** Credentials for the engine's push and pull of images in this registry. */
   engineAuth(): Promise<EngineAuth>;
   /**
@@ -36,6 +47,12 @@ export interface Registry {
   ): Promise<void>;
   /** The digest a tag points at, or null when the tag does not exist. */
   resolve(repository: string, tag: string): Promise<string | null>;
+  /**
+   * The config digest of the manifest `digest` (for a single-platform image this is the engine's
+   * image ID), or null when the manifest is missing or an index: how a push knows the local image
+   * is already there even after its registry-named tags were removed.
+   */
+  configDigest(repository: string, digest: string): Promise<string | null>;
   /** Points `tag` at the manifest `digest` by copying the manifest (no layer is uploaded). */
-  putTag(repository: string, digest: string, tag: string): Promise<void>;
+  putTag(repository: string, digest: string, tag: string, options?: PutTagOptions): Promise<void>;
 }

@@ -1,0 +1,266 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { ImageRef, isDigest } from '../../core/image-ref.js';
+import type { LoadedManifest } from '../../manifest/load.js';
+import { migratePinStore, openPinStore, type PinStoreOptions } from '../../promote/open.js';
+import type { PinStore } from '../../promote/pin-store.js';
+import { type PromotionResult, promote, rollback } from '../../promote/promote.js';
+import { openRegistry } from '../../publish/open.js';
+import type { Registry } from '../../publish/registry.js';
+import type { Cli } from '../cli.js';
+
+interface PinsOptions {
+  store?: string;
+}
+
+/** The actor recorded in history: --by, else the CI/user environment, else `unknown`. */
+export function actorFrom(env: NodeJS.ProcessEnv, by?: string): string {
+  for (const v of [by, env.SLIPWAY_ACTOR, env.GITHUB_ACTOR, env.GITEA_ACTOR, env.USER]) {
+    if (v?.trim()) return v.trim();
+  }
+  return 'unknown';
+}
+
+/** `slipway pins …`: migrate, list, history, promote and roll back runtime image pins. */
+export function registerPins(program: Command, cli: Cli): void {
+  const pins = program
+    .command('pins')
+    .description('runtime image pins: promote a smoked digest, list, history, roll back')
+    .option(
+      '--store <url>',
+      'pin store: file:PATH or postgres://… (default: $SLIPWAY_PIN_STORE, else file:<manifest dir>/.slipway/pins.json)',
+    );
+
+  const storeUrl = async (manifest?: LoadedManifest): Promise<string> => {
+    const o = pins.opts<PinsOptions>();
+    const url = o.store ?? cli.io.env.SLIPWAY_PIN_STORE;
+    // The library keeps the password out of every description and error (describePostgresUrl,
+    // translatePgError), so output stays readable even when the password is an ordinary word.
+    if (url) return url;
+    const m = manifest ?? (await cli.loadManifest());
+    return `file:${path.join(m.dir, '.slipway', 'pins.json')}`;
+  };
+  const storeOptions = (): PinStoreOptions => ({ cwd: cli.io.cwd });
+  const withStore = async <T>(url: string, fn: (store: PinStore) => Promise<T>): Promise<T> => {
+    const store = await openPinStore(url, storeOptions());
+    try {
+      return await fn(store);
+    } finally {
+      await store.close();
+    }
+  };
+  const runtimeOf = (loaded: LoadedManifest, runtime: string) => {
+    const pin = loaded.manifest.pins[runtime];
+    if (!pin) {
+      const known = Object.keys(loaded.manifest.pins);
+      cli.usage(
+        `unknown runtime "${runtime}": ${known.length ? `the manifest pins ${known.join(', ')}` : 'the manifest has no pins'}`,
+        `runtimes are declared under "pins" in ${loaded.file}`,
+      );
+    }
+    const image = loaded.manifest.images[pin.image];
+    if (!image) cli.usage(`runtime ${runtime} names image ${pin.image}, which the manifest does not define`);
+    return { imageName: pin.image, repository: image.repository };
+  };
+  const report = (result: PromotionResult, extra: Record<string, unknown> = {}) => {
+    const { plan } = result;
+    const from = plan.from?.digest ?? '(no pin)';
+    const lines: string[] = [];
+    if (result.dryRun) {
+      lines.push(
+        plan.noop
+          ? `dry run: ${plan.runtime} is already at ${plan.to.digest}; nothing to change`
+          : `dry run: would ${plan.kind} ${plan.runtime}: ${from} -> ${plan.to.digest}`,
+      );
+    } else if (plan.noop) {
+      lines.push(`${plan.runtime} is already at ${plan.to.digest}; nothing changed`);
+    } else {
+      lines.push(
+        `${plan.kind === 'rollback' ? 'rolled back' : 'promoted'} ${plan.runtime}: ${from} -> ${plan.to.digest}`,
+      );
+    }
+    lines.push(`  image: ${plan.to.image}${plan.to.tag ? ` (from tag ${plan.to.tag})` : ''}`);
+    lines.push(`  smoke: ${plan.gate.passed ? 'passed' : 'NOT passed'}: ${plan.gate.message}`);
+    if (plan.forced) lines.push(`  FORCED by ${plan.by}: ${plan.reason}`);
+    if (result.retagged) lines.push(`  tagged: ${result.retagged}`);
+    cli.print({ ok: true, ...extra, ...result }, lines);
+  };
+  const parseExpect = (v: string | undefined): string | null | undefined => {
+    if (v === undefined) return undefined;
+    if (v === 'none') return null;
+    if (!isDigest(v))
+      cli.usage(
+        `--expect ${v} is not a digest`,
+        'use --expect sha256:<64 hex>, or --expect none for "no pin yet"',
+      );
+    return v;
+  };
+
+  pins
+    .command('migrate')
+    .description('create or upgrade the pin store tables (idempotent; a file store is only checked)')
+    .action(async () => {
+      const url = await storeUrl();
+      const r = await migratePinStore(url, storeOptions());
+      cli.print({ ok: true, ...r }, [
+        r.applied.length
+          ? `migrated ${r.store}: applied ${r.applied.join(', ')} (now at version ${r.version})`
+          : `${r.store} is up to date (version ${r.version})`,
+      ]);
+    });
+
+  pins
+    .command('list')
+    .description('show every runtime pin')
+    .action(async () => {
+      const url = await storeUrl();
+      await withStore(url, async (store) => {
+        const list = await store.listPins();
+        cli.print(
+          { ok: true, store: store.description, pins: list },
+          list.length === 0
+            ? [`no pins in ${store.description}`]
+            : list.map(
+                (p) =>
+                  `${p.runtime}  ${p.image}${p.tag ? ` (${p.tag})` : ''}  by ${p.updatedBy} at ${p.updatedAt}${p.reason ? `: ${p.reason}` : ''}`,
+              ),
+        );
+      });
+    });
+
+  pins
+    .command('history')
+    .description("a runtime's pin changes, newest first")
+    .argument('<runtime>')
+    .action(async (runtime: string) => {
+      const url = await storeUrl();
+      await withStore(url, async (store) => {
+        const entries = await store.history(runtime);
+        cli.print(
+          { ok: true, store: store.description, runtime, entries },
+          entries.length === 0
+            ? [`no history for ${runtime} in ${store.description}`]
+            : entries.map(
+                (h) =>
+                  `#${h.id} ${h.at} ${h.kind}${h.forced ? ' FORCED' : ''} ${h.fromDigest ?? '(no pin)'} -> ${h.toDigest} by ${h.by}${h.reason ? `: ${h.reason}` : ''}`,
+              ),
+        );
+      });
+    });
+
+  pins
+    .command('promote')
+    .description('pin a runtime to an image digest that passed smoke (a tag is resolved to its digest first)')
+    .argument('<runtime>', 'a runtime under "pins" in the manifest')
+    .argument('<image-ref>', 'name@sha256:… or name:tag')
+    .option(
+      '--expect <digest>',
+      'the digest the pin must hold now (none: no pin yet); default: the value read first',
+    )
+    .option('--force', 'override the smoke gate (audited; needs --reason)', false)
+    .option('--reason <text>', 'why (recorded in history)')
+    .option('--retag <tag>', 'after the pin moved, point this registry tag at the digest')
+    .option('--registry <url>', 'registry for resolving a tag and --retag (default: publish.registry)')
+    .option('--dry-run', 'show the change, write nothing', false)
+    .option('--by <name>', 'who promotes (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER)')
+    .action(
+      async (
+        runtime: string,
+        imageRef: string,
+        opts: {
+          expect?: string;
+          force: boolean;
+          reason?: string;
+          retag?: string;
+          registry?: string;
+          dryRun: boolean;
+          by?: string;
+        },
+      ) => {
+        const loaded = await cli.loadManifest();
+        const { imageName, repository } = runtimeOf(loaded, runtime);
+        const ref = ImageRef.parse(imageRef);
+        const registryUrl = opts.registry ?? loaded.manifest.publish.registry;
+        const needsRegistry = ref.digest === undefined || opts.retag !== undefined;
+        let registry: Registry | undefined;
+        if (registryUrl && (needsRegistry || ref.registry === undefined || opts.registry !== undefined)) {
+          registry = await openRegistry(registryUrl, { env: cli.io.env, redactor: cli.redactor });
+        } else if (needsRegistry) {
+          cli.usage(
+            ref.digest === undefined
+              ? `${imageRef} is a tag: resolving it needs a registry`
+              : `--retag ${opts.retag} needs a registry`,
+            'pass --registry oci://host:port or ecr://…, or set publish.registry in the manifest',
+          );
+        }
+        const url = await storeUrl(loaded);
+        await withStore(url, async (store) => {
+          const result = await promote(store, {
+            runtime,
+            ref,
+            repository,
+            imageName,
+            by: actorFrom(cli.io.env, opts.by),
+            force: opts.force,
+            dryRun: opts.dryRun,
+            sink: cli.sink,
+            ...(registry ? { registry } : {}),
+            ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+            ...(opts.retag === undefined ? {} : { retag: opts.retag }),
+            ...(opts.expect === undefined ? {} : { expect: parseExpect(opts.expect) }),
+          });
+          report(result, { store: store.description });
+        });
+      },
+    );
+
+  pins
+    .command('rollback')
+    .description(
+      'move a runtime back to its previous pin (or to history entry --to): a recorded, gated promotion',
+    )
+    .argument('<runtime>')
+    .option('--to <entry>', 'the history entry (#id from `pins history`) whose digest to return to')
+    .option('--expect <digest>', 'the digest the pin must hold now (default: the value read first)')
+    .option('--reason <text>', 'why (recorded in history)')
+    .option('--force', 'override the smoke gate (audited; needs --reason)', false)
+    .option('--dry-run', 'show the change, write nothing', false)
+    .option('--by <name>', 'who rolls back (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER)')
+    .action(
+      async (
+        runtime: string,
+        opts: { to?: string; expect?: string; reason?: string; force: boolean; dryRun: boolean; by?: string },
+      ) => {
+        const loaded = await cli.loadManifest();
+        const { imageName } = runtimeOf(loaded, runtime);
+        let to: number | undefined;
+        if (opts.to !== undefined) {
+          to = Number(opts.to.replace(/^#/, ''));
+          if (!Number.isInteger(to) || to <= 0) cli.usage(`--to ${opts.to} is not a history entry id`);
+        }
+        const url = await storeUrl(loaded);
+        await withStore(url, async (store) => {
+          const result = await rollback(store, {
+            runtime,
+            imageName,
+            by: actorFrom(cli.io.env, opts.by),
+            force: opts.force,
+            dryRun: opts.dryRun,
+            sink: cli.sink,
+            ...(to === undefined ? {} : { to }),
+            ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+            ...(opts.expect === undefined ? {} : { expect: parseExpect(opts.expect) }),
+          });
+          report(result, { store: store.description });
+        });
+      },
+    );
+
+  // main.ts configures only the top-level commands; nested ones need the same to report usage
+  // errors through the CLI (exit 2) instead of exiting the process.
+  for (const sub of pins.commands) {
+    sub
+      .exitOverride()
+      .configureOutput({ writeOut: (s) => cli.io.stdout(s), writeErr: (s) => cli.io.stderr(s) });
+  }
+}

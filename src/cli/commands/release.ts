@@ -1,0 +1,121 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { gitHead, gitSource } from '../../plan/revision.js';
+import { release } from '../../release/release.js';
+import { toJUnitXml } from '../../smoke/junit.js';
+import { renderReport, type SmokeReport } from '../../smoke/report.js';
+import type { Cli } from '../cli.js';
+import { actorFrom } from './pins.js';
+import { collectBuildArg, parseBuildArgs } from './plan.js';
+
+interface ReleaseCommandOptions {
+  registry?: string;
+  env: string;
+  sha?: string;
+  pins?: string;
+  promote: boolean;
+  createRepos: boolean;
+  buildArg: string[];
+  cache: boolean;
+  junit?: string;
+  by?: string;
+}
+
+/** `slipway release`: the whole pipeline, failing closed before any moving tag or pin changes. */
+export function registerRelease(program: Command, cli: Cli): void {
+  program
+    .command('release')
+    .description(
+      'verify, stage, build, push immutable tags, smoke every pushed digest, then move the moving tags and (with --promote) the runtime pins',
+    )
+    .option(
+      '--registry <url>',
+      'oci://host[:port][/prefix] or ecr://<account>.dkr.ecr.<region>.amazonaws.com (default: publish.registry)',
+    )
+    .option('--env <env>', 'environment name rendered into tags', 'dev')
+    .option('--sha <sha>', 'source revision (default: git rev-parse HEAD in the manifest directory)')
+    .option(
+      '--pins <url>',
+      'pin store for smoke records and pins (default: $SLIPWAY_PIN_STORE, else file:<manifest dir>/.slipway/pins.json)',
+    )
+    .option('--promote', "move every manifest pin to its image's verified digest", false)
+    .option(
+      '--create-repos',
+      'create missing ECR repositories (with the manifest publish.ecr settings)',
+      false,
+    )
+    .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
+    .option('--no-cache', 'rebuild even when up to date')
+    .option('--junit <file>', 'write every smoke report as JUnit XML (also when a smoke fails)')
+    .option(
+      '--by <name>',
+      'who runs the release (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER)',
+    )
+    .action(async (opts: ReleaseCommandOptions) => {
+      const loaded = await cli.loadManifest();
+      const registry = opts.registry ?? loaded.manifest.publish.registry;
+      if (!registry) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
+      const env = cli.io.env;
+      const pinStore =
+        opts.pins ?? env.SLIPWAY_PIN_STORE ?? `file:${path.join(loaded.dir, '.slipway', 'pins.json')}`;
+      const reports: SmokeReport[] = [];
+      const writeJUnit = async () => {
+        if (!opts.junit || reports.length === 0) return;
+        const file = cli.resolve(opts.junit);
+        await mkdir(path.dirname(file), { recursive: true });
+        await writeFile(file, reports.map((r) => toJUnitXml(r)).join('\n'));
+      };
+      try {
+        const result = await release(loaded, {
+          env: opts.env,
+          sha: opts.sha ?? (await gitHead(loaded.dir)),
+          registry,
+          pinStore,
+          promote: opts.promote,
+          createRepos: opts.createRepos,
+          buildArgs: parseBuildArgs(cli, opts.buildArg),
+          noCache: !opts.cache,
+          by: actorFrom(env, opts.by),
+          ci: Boolean(env.CI),
+          processEnv: env,
+          source: await gitSource(loaded.dir),
+          sink: cli.sink,
+          ...(cli.io.signal ? { signal: cli.io.signal } : {}),
+          onSmokeReport: (report) => {
+            reports.push(report);
+            for (const line of renderReport(report)) cli.log(line);
+          },
+        });
+        const images = result.pushed.images.map((i) => ({
+          name: i.name,
+          repository: i.repository,
+          digest: i.digest,
+          tags: i.tags,
+          smoke: result.smoke.find((s) => s.imageName === i.name)?.passed ? 'passed' : 'failed',
+        }));
+        cli.print(
+          {
+            ok: true,
+            env: result.plan.env,
+            sha: result.plan.sha,
+            registry: result.pushed.registry,
+            images,
+            pins: result.promotions.map((p) => ({ runtime: p.plan.runtime, applied: p.applied, pin: p.pin })),
+          },
+          [
+            ...images.map(
+              (i) => `${i.repository}@${i.digest}  tags: ${i.tags.join(', ')}  smoke: ${i.smoke}`,
+            ),
+            ...result.promotions.map((p) =>
+              p.applied
+                ? `pin ${p.plan.runtime} -> ${p.pin?.image}`
+                : `pin ${p.plan.runtime} already at ${p.pin?.digest ?? p.plan.to.digest} (no change)`,
+            ),
+          ],
+        );
+      } finally {
+        await writeJUnit();
+      }
+    });
+}

@@ -1,0 +1,334 @@
+import {
+  BatchGetImageCommand,
+  CreateRepositoryCommand,
+  DescribeRepositoriesCommand,
+  ECRClient,
+  type ECRClientConfig,
+  GetAuthorizationTokenCommand,
+  PutImageCommand,
+} from '@aws-sdk/client-ecr';
+import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
+import { ImageRef } from '../core/image-ref.js';
+import { Redactor } from '../core/redact.js';
+import { configDigestOf, MANIFEST_MEDIA_TYPES } from './oci.js';
+import type { EngineAuth, PutTagOptions, Registry, RepositorySettings } from './registry.js';
+import type { RegistryUrl } from './url.js';
+
+/** The ECR calls Slipway makes, and nothing else; {@link sdkEcrApi} implements it over the AWS SDK. */
+export interface EcrApi {
+  getAuthorizationToken(registryId: string): Promise<{
+    /** base64 of `AWS:<password>`. */
+    token: string;
+    proxyEndpoint: string;
+    expiresAt: Date | undefined;
+  }>;
+  /** Throws the SDK's RepositoryNotFoundException when the repository does not exist. */
+  describeRepository(registryId: string, repository: string): Promise<void>;
+  createRepository(registryId: string, repository: string, settings: RepositorySettings): Promise<void>;
+  /** The image with that tag or digest, or null when ECR reports it missing. */
+  batchGetImage(
+    registryId: string,
+    repository: string,
+    id: { imageTag: string } | { imageDigest: string },
+  ): Promise<{ digest: string; manifest: string; mediaType: string | undefined } | null>;
+  putImage(
+    registryId: string,
+    repository: string,
+    image: { manifest: string; mediaType: string | undefined; tag: string; digest: string },
+  ): Promise<void>;
+}
+
+/** {@link EcrApi} over an `@aws-sdk/client-ecr` client. */
+export function sdkEcrApi(client: ECRClient): EcrApi {
+  return {
+    async getAuthorizationToken(registryId) {
+      const out = await client.send(new GetAuthorizationTokenCommand({ registryIds: [registryId] }));
+      const data = out.authorizationData?.[0];
+      if (!data?.authorizationToken || !data.proxyEndpoint) {
+        throw new SlipwayError(
+          'REGISTRY_ERROR',
+          `ECR returned no authorization data for account ${registryId}`,
+        );
+      }
+      return { token: data.authorizationToken, proxyEndpoint: data.proxyEndpoint, expiresAt: data.expiresAt };
+    },
+    async describeRepository(registryId, repository) {
+      await client.send(new DescribeRepositoriesCommand({ registryId, repositoryNames: [repository] }));
+    },
+    async createRepository(registryId, repository, settings) {
+      await client.send(
+        new CreateRepositoryCommand({
+          registryId,
+          repositoryName: repository,
+          imageScanningConfiguration: { scanOnPush: settings.scanOnPush },
+          imageTagMutability: settings.tagMutability,
+        }),
+      );
+    },
+    async batchGetImage(registryId, repository, id) {
+      const out = await client.send(
+        new BatchGetImageCommand({
+          registryId,
+          repositoryName: repository,
+          imageIds: [id],
+          acceptedMediaTypes: [...MANIFEST_MEDIA_TYPES],
+        }),
+      );
+      const image = out.images?.[0];
+      if (!image?.imageId?.imageDigest || !image.imageManifest) return null;
+      return {
+        digest: image.imageId.imageDigest,
+        manifest: image.imageManifest,
+        mediaType: image.imageManifestMediaType,
+      };
+    },
+    async putImage(registryId, repository, image) {
+      await client.send(
+        new PutImageCommand({
+          registryId,
+          repositoryName: repository,
+          imageManifest: image.manifest,
+          imageManifestMediaType: image.mediaType,
+          imageTag: image.tag,
+          imageDigest: image.digest,
+        }),
+      );
+    },
+  };
+}
+
+/** Builds an ECR client for the region, with endpoint and static credentials from `env` when it sets them. */
+export function ecrClientFor(
+  region: string,
+  env: NodeJS.ProcessEnv | undefined,
+  maxAttempts: number,
+): ECRClient {
+  const config: ECRClientConfig = { region, maxAttempts };
+  // The SDK reads process.env itself; an explicit env (the CLI's, a test's) must win over it.
+  const endpoint = env?.AWS_ENDPOINT_URL_ECR ?? env?.AWS_ENDPOINT_URL;
+  if (endpoint) config.endpoint = endpoint;
+  if (env?.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+    config.credentials = {
+      accessKeyId: env.AWS_ACCESS_KEY_ID,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+      ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+    };
+  }
+  return new ECRClient(config);
+}
+
+const CREDENTIAL_ERRORS = new Set([
+  'CredentialsProviderError',
+  'UnrecognizedClientException',
+  'InvalidSignatureException',
+  'ExpiredTokenException',
+  'AccessDeniedException',
+  'AccessDeniedFault',
+]);
+
+/** Amazon ECR: auth, repositories and manifests through the ECR API; images through the engine. */
+export class EcrRegistry implements Registry {
+  readonly url: string;
+  private readonly account: string;
+  private readonly region: string;
+  private auth: { engine: EngineAuth; host: string; expiresAt: number } | undefined;
+
+  private constructor(
+    url: Extract<RegistryUrl, { kind: 'ecr' }>,
+    private readonly api: EcrApi,
+    private readonly redactor: Redactor,
+  ) {
+    this.url = url.url;
+    this.account = url.account;
+    this.region = url.region;
+  }
+
+  /** Opens the registry: fetches an authorization token, which also names the host images are pushed to. */
+  static async open(
+    url: Extract<RegistryUrl, { kind: 'ecr' }>,
+    api: EcrApi,
+    redactor: Redactor = new Redactor(),
+  ): Promise<EcrRegistry> {
+    const registry = new EcrRegistry(url, api, redactor);
+    await registry.engineAuth();
+    return registry;
+  }
+
+  private get host(): string {
+    if (!this.auth) throw new Error('EcrRegistry used before open()');
+    return this.auth.host;
+  }
+
+  imageName(repository: string): ImageRef {
+    return ImageRef.of({ registry: this.host, repository });
+  }
+
+  repositoryOf(ref: ImageRef): string | null {
+    return ref.registry === this.host ? ref.repository : null;
+  }
+
+  async engineAuth(): Promise<EngineAuth> {
+    // ECR tokens last 12 hours; renew a little early so a long push never starts with a stale one.
+    if (this.auth && this.auth.expiresAt - 5 * 60_000 > Date.now()) return this.auth.engine;
+    const data = await this.call('get an ECR authorization token', this.url, () =>
+      this.api.getAuthorizationToken(this.account),
+    );
+    this.redactor.add(data.token);
+    const decoded = Buffer.from(data.token, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    const username = decoded.slice(0, colon);
+    const password = decoded.slice(colon + 1);
+    this.redactor.add(password);
+    const endpoint = new URL(
+      data.proxyEndpoint.includes('://') ? data.proxyEndpoint : `https://${data.proxyEndpoint}`,
+    );
+    this.auth = {
+      engine: { username, password, serveraddress: data.proxyEndpoint },
+      host: endpoint.host,
+      expiresAt: data.expiresAt?.getTime() ?? Date.now() + 3600_000,
+    };
+    return this.auth.engine;
+  }
+
+  async ensureRepository(
+    repository: string,
+    options: { create: boolean; settings: RepositorySettings },
+  ): Promise<void> {
+    try {
+      await this.call(`describe ECR repository ${repository}`, repository, () =>
+        this.api.describeRepository(this.account, repository),
+      );
+      return;
+    } catch (err) {
+      if (!(err instanceof SlipwayError && err.code === 'REPOSITORY_NOT_FOUND') || !options.create) throw err;
+    }
+    try {
+      await this.call(`create ECR repository ${repository}`, repository, () =>
+        this.api.createRepository(this.account, repository, options.settings),
+      );
+    } catch (err) {
+      // Another run created it between our two calls: that is what we wanted.
+      if (
+        (err as SlipwayError).cause &&
+        nameOf((err as SlipwayError).cause) === 'RepositoryAlreadyExistsException'
+      )
+        return;
+      throw err;
+    }
+  }
+
+  async resolve(repository: string, tag: string): Promise<string | null> {
+    try {
+      const image = await this.call(`resolve ${repository}:${tag}`, `${repository}:${tag}`, () =>
+        this.api.batchGetImage(this.account, repository, { imageTag: tag }),
+      );
+      return image?.digest ?? null;
+    } catch (err) {
+      if (err instanceof SlipwayError && err.code === 'REPOSITORY_NOT_FOUND') return null;
+      throw err;
+    }
+  }
+
+  async configDigest(repository: string, digest: string): Promise<string | null> {
+    const image = await this.call(`read ${repository}@${digest}`, `${repository}@${digest}`, () =>
+      this.api.batchGetImage(this.account, repository, { imageDigest: digest }),
+    );
+    return image ? configDigestOf(image.manifest) : null;
+  }
+
+  async putTag(repository: string, digest: string, tag: string, options: PutTagOptions = {}): Promise<void> {
+    const from = options.from ?? repository;
+    const image = await this.call(`read ${from}@${digest}`, `${from}@${digest}`, () =>
+      this.api.batchGetImage(this.account, from, { imageDigest: digest }),
+    );
+    if (!image) {
+      throw new SlipwayError('REGISTRY_ERROR', `${this.host}/${from}@${digest} does not exist`, {
+        resource: `${this.host}/${from}@${digest}`,
+        hint: 'push the image first, or check the digest',
+      });
+    }
+    try {
+      await this.call(`tag ${repository}:${tag}`, `${repository}:${tag}`, () =>
+        this.api.putImage(this.account, repository, {
+          manifest: image.manifest,
+          mediaType: image.mediaType,
+          tag,
+          digest,
+        }),
+      );
+    } catch (err) {
+      const cause = nameOf((err as { cause?: unknown }).cause);
+      // ECR refuses a PutImage that changes nothing; the tag already points where we want.
+      if (cause === 'ImageAlreadyExistsException' && (await this.resolve(repository, tag)) === digest) return;
+      if (cause === 'LayersNotFoundException') {
+        throw new SlipwayError(
+          'REGISTRY_ERROR',
+          `cannot tag ${this.host}/${repository}:${tag}: the layers of ${digest} are not in ${repository}`,
+          {
+            resource: `${this.host}/${repository}:${tag}`,
+            hint: 'ECR copies manifests only within a repository; push the image to the target repository first',
+            cause: err,
+          },
+        );
+      }
+      throw err;
+    }
+  }
+
+  /** Runs one ECR call, translating SDK errors into SlipwayErrors with hints. */
+  private async call<T>(what: string, resource: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof SlipwayError) throw err;
+      const name = nameOf(err);
+      const message = this.redactor.redact(messageOf(err));
+      const full = `${this.url}/${resource}`;
+      if (name === 'RepositoryNotFoundException') {
+        throw new SlipwayError(
+          'REPOSITORY_NOT_FOUND',
+          `No ECR repository named ${resource.split(/[:@]/)[0]} in account ${this.account} (${this.region})`,
+          {
+            resource: full,
+            hint: 'run with --create-repos to create it, or check the repository name and the account',
+            cause: err,
+          },
+        );
+      }
+      if (name === 'ImageTagAlreadyExistsException') {
+        throw new SlipwayError('PUSH_FAILED', `${what}: ${message}`, {
+          resource: full,
+          hint: 'the repository has immutable tags; moving tags need tagMutability MUTABLE',
+          cause: err,
+        });
+      }
+      if (isUnreachable(err) || name === 'TimeoutError') {
+        throw new SlipwayError('REGISTRY_UNREACHABLE', `${what}: the ECR API is unreachable (${message})`, {
+          resource: full,
+          hint: 'check the network, AWS_REGION and AWS_ENDPOINT_URL_ECR',
+          cause: err,
+        });
+      }
+      if (name && CREDENTIAL_ERRORS.has(name)) {
+        throw new SlipwayError(
+          'REGISTRY_ERROR',
+          `${what}: AWS refused the credentials (${name}: ${message})`,
+          {
+            resource: full,
+            hint: 'check AWS_PROFILE / AWS_ACCESS_KEY_ID and that the role may use ECR in this account',
+            cause: err,
+          },
+        );
+      }
+      throw new SlipwayError('REGISTRY_ERROR', `${what}: ${name ? `${name}: ` : ''}${message}`, {
+        resource: full,
+        cause: err,
+      });
+    }
+  }
+}
+
+function nameOf(err: unknown): string | undefined {
+  const name = (err as { name?: unknown } | undefined)?.name;
+  return typeof name === 'string' ? name : undefined;
+}

@@ -1,0 +1,45 @@
+import type { ECRClient } from '@aws-sdk/client-ecr';
+import { Redactor } from '../core/redact.js';
+import { EcrRegistry, ecrClientFor, sdkEcrApi } from './ecr.js';
+import { OciRegistry } from './oci.js';
+import type { Registry } from './registry.js';
+import type { RetryOptions } from './retry.js';
+import { parseRegistryUrl } from './url.js';
+
+/** Options of {@link openRegistry}. */
+export interface OpenRegistryOptions {
+  /** Where SLIPWAY_REGISTRY_USERNAME/PASSWORD and AWS_* settings are read (never process.env implicitly). */
+  readonly env?: NodeJS.ProcessEnv;
+  /** Receives every credential the registry learns, so callers can scrub their own output. */
+  readonly redactor?: Redactor;
+  /** An ECR client to use instead of one built from the standard AWS chain. */
+  readonly ecrClient?: ECRClient;
+  /** The fetch used for the OCI Distribution API. */
+  readonly fetch?: typeof fetch;
+  readonly retries?: RetryOptions;
+  /** OCI basic/bearer credentials; default from env SLIPWAY_REGISTRY_USERNAME/PASSWORD. */
+  readonly username?: string;
+  readonly password?: string;
+  /** OCI: force plain http (true) or https (false); default http only for loopback hosts. */
+  readonly plainHttp?: boolean;
+}
+
+/** Opens the registry a `--registry` URL names: `ecr://...` (AWS ECR) or `oci://...` (Distribution API). */
+export async function openRegistry(url: string, options: OpenRegistryOptions = {}): Promise<Registry> {
+  const parsed = parseRegistryUrl(url);
+  const redactor = options.redactor ?? new Redactor();
+  if (parsed.kind === 'ecr') {
+    const client =
+      options.ecrClient ?? ecrClientFor(parsed.region, options.env, options.retries?.attempts ?? 4);
+    return EcrRegistry.open(parsed, sdkEcrApi(client), redactor);
+  }
+  const username = options.username ?? options.env?.SLIPWAY_REGISTRY_USERNAME;
+  const password = options.password ?? options.env?.SLIPWAY_REGISTRY_PASSWORD;
+  return new OciRegistry(parsed, {
+    redactor,
+    ...(username !== undefined && password !== undefined ? { username, password } : {}),
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    ...(options.retries ? { retries: options.retries } : {}),
+    ...(options.plainHttp !== undefined ? { plainHttp: options.plainHttp } : {}),
+  });
+}

@@ -1,0 +1,406 @@
+import { messageOf, SlipwayError } from '../core/errors.js';
+import { type EventSink, silentSink } from '../core/events.js';
+import type { ImageRef } from '../core/image-ref.js';
+import { Redactor } from '../core/redact.js';
+import type { Plan, PlannedImage } from '../plan/types.js';
+import { dockerPushEngine, type PushEngine } from './engine.js';
+import type { Registry, RepositorySettings } from './registry.js';
+
+/** Options of {@link pushImages}. */
+export interface PushOptions {
+  /** The engine holding the built images (default: the local Docker engine). */
+  readonly engine?: PushEngine;
+  /** Create missing repositories (ECR) instead of failing before anything is pushed. */
+  readonly createRepos?: boolean;
+  /** Settings for repositories created with `createRepos` (the manifest's `publish.ecr`). */
+  readonly repositorySettings: RepositorySettings;
+  readonly sink?: EventSink;
+  readonly signal?: AbortSignal;
+  /** Scrubs credentials from events and errors (the registry's own redactor, when shared). */
+  readonly redactor?: Redactor;
+  /**
+   * Push and verify the immutable tags only; the caller moves the moving tags later with
+   * {@link moveMovingTags} (e.g. after smoke passed on the pushed digests).
+   */
+  readonly holdMovingTags?: boolean;
+}
+
+/** Options of {@link moveMovingTags}. */
+export type MoveOptions = Pick<PushOptions, 'sink' | 'signal' | 'redactor'>;
+
+/** What was published for one image. */
+export interface PushedImage {
+  readonly name: string;
+  /** The full image name, e.g. `127.0.0.1:5000/prefix/molecule-ai/platform`. */
+  readonly repository: string;
+  /** The manifest digest every tag of the image now resolves to. */
+  readonly digest: string;
+  /** The tags that resolve to the digest: immutable first, then moving (once moved). */
+  readonly tags: string[];
+  /** Tags written by this run (pushed, or moved by manifest copy). */
+  readonly pushed: string[];
+  /** Tags that already resolved to the image. */
+  readonly skipped: string[];
+}
+
+/** The result of {@link pushImages}. */
+export interface PushResult {
+  readonly registry: string;
+  readonly images: PushedImage[];
+}
+
+interface Progress {
+  readonly image: PlannedImage;
+  readonly ref: ImageRef;
+  digest: string | undefined;
+  readonly pushed: string[];
+  readonly skipped: string[];
+}
+
+/**
+ * Checks (or, with `createRepos`, creates) the repository of every image in the plan, so a
+ * missing one fails before anything is built or pushed.
+ */
+export async function prepareRepositories(
+  plan: Plan,
+  registry: Registry,
+  options: Pick<PushOptions, 'createRepos' | 'repositorySettings' | 'signal'>,
+): Promise<void> {
+  for (const image of plan.images) {
+    if (options.signal?.aborted)
+      throw new SlipwayError('INTERRUPTED', 'push interrupted; nothing was pushed');
+    await registry.ensureRepository(image.repository, {
+      create: options.createRepos ?? false,
+      settings: options.repositorySettings,
+    });
+  }
+}
+
+/**
+ * Publishes the plan's images: every repository is checked first, then the immutable tags of
+ * every image are pushed and verified (bases first), and only then do the moving tags move, by
+ * manifest copy. A failure anywhere leaves every moving tag where it was.
+ */
+export async function pushImages(
+  plan: Plan,
+  built: Readonly<Record<string, { readonly id: string }>>,
+  registry: Registry,
+  options: PushOptions,
+): Promise<PushResult> {
+  const sink = options.sink ?? silentSink;
+  const redactor = options.redactor ?? new Redactor();
+  const engine = options.engine ?? dockerPushEngine();
+  const checkAbort = () => {
+    if (options.signal?.aborted) {
+      throw new SlipwayError('INTERRUPTED', 'push interrupted; moving tags were not changed');
+    }
+  };
+  let changed = false;
+  const failure = (err: unknown, where: string, state: string) =>
+    wrapFailure(err, where, state, { changed, sink, redactor });
+
+  const progress: Progress[] = [];
+  for (const image of plan.images) {
+    if (!built[image.name]) {
+      throw new SlipwayError('PUSH_FAILED', `image ${image.name} was not built; nothing was pushed`, {
+        resource: image.name,
+        hint: 'build every image of the plan before pushing',
+      });
+    }
+    if (image.immutableTags.length === 0) {
+      throw new SlipwayError('PLAN_INVALID', `image ${image.name} has no immutable tag to push`, {
+        resource: image.name,
+      });
+    }
+    progress.push({
+      image,
+      ref: registry.imageName(image.repository),
+      digest: undefined,
+      pushed: [],
+      skipped: [],
+    });
+  }
+
+  // Every repository first: a missing one fails before a single layer moves.
+  try {
+    await prepareRepositories(plan, registry, options);
+  } catch (err) {
+    const e = err as SlipwayError;
+    throw failure(err, e.resource ?? registry.url, 'nothing was pushed');
+  }
+
+  const auth = await registry.engineAuth();
+  redactor.add(auth.password);
+  const createdTags: string[] = [];
+  try {
+    for (const p of progress) {
+      const localId = (built[p.image.name] as { id: string }).id;
+      for (const tag of p.image.immutableTags) {
+        checkAbort();
+        const target = p.ref.withTag(tag);
+        try {
+          const digest = await pushTag(p, localId, tag, target);
+          p.digest ??= digest;
+        } catch (err) {
+          throw failure(err, `${p.image.name} (${target})`, 'no moving tag was changed');
+        }
+      }
+    }
+  } finally {
+    await removeCreatedTags(createdTags);
+  }
+
+  const immutable: PushResult = {
+    registry: registry.url,
+    images: progress.map((p) => ({
+      name: p.image.name,
+      repository: p.ref.name,
+      digest: p.digest as string,
+      tags: [...p.image.immutableTags],
+      pushed: p.pushed,
+      skipped: p.skipped,
+    })),
+  };
+  if (options.holdMovingTags) return immutable;
+  checkAbort();
+  return moveMovingTags(plan, immutable, registry, {
+    sink,
+    redactor,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+
+  async function pushTag(p: Progress, localId: string, tag: string, target: ImageRef): Promise<string> {
+    const subject = p.image.name;
+    const local = await engine.inspect(localId);
+    if (!local) {
+      throw new SlipwayError('PUSH_FAILED', `the engine has no image ${localId}`, {
+        resource: localId,
+        hint: 'the built image was removed; build again',
+      });
+    }
+    const remote = await registry.resolve(p.image.repository, tag);
+    if (remote !== null) {
+      const known = local.repoDigests.includes(`${p.ref.name}@${remote}`);
+      if (known || (await registry.configDigest(p.image.repository, remote)) === local.id) {
+        p.skipped.push(tag);
+        sink({
+          kind: 'step-done',
+          stage: 'push',
+          subject,
+          message: `${target}@${remote} already present`,
+          skipped: true,
+        });
+        return remote;
+      }
+      sink({
+        kind: 'log',
+        stage: 'push',
+        level: 'warn',
+        subject,
+        message: `${target} points at ${remote}, another image; overwriting it`,
+      });
+    }
+    sink({ kind: 'step-start', stage: 'push', subject, message: `pushing ${target}` });
+    if (!local.repoTags.includes(target.toString())) {
+      await engine.tag(localId, target);
+      createdTags.push(target.toString());
+    }
+    changed = true;
+    const { digest } = await engine.push(target, auth, (line) =>
+      sink({ kind: 'output', stage: 'push', subject, line: redactor.redact(line) }),
+    );
+    const served = await registry.resolve(p.image.repository, tag);
+    if (served !== digest) {
+      throw new SlipwayError(
+        'DIGEST_MISMATCH',
+        `the engine pushed ${digest} but the registry serves ${served ?? 'nothing'} for ${target}`,
+        {
+          resource: target.toString(),
+          hint: 'another writer raced this push, or a proxy rewrote the manifest',
+        },
+      );
+    }
+    p.pushed.push(tag);
+    sink({ kind: 'step-done', stage: 'push', subject, message: `${target}@${digest}` });
+    return digest;
+  }
+
+  async function removeCreatedTags(tags: string[]): Promise<void> {
+    for (const tag of tags) {
+      try {
+        const image = await engine.inspect(tag);
+        // Removing an image's last tag would delete the image itself; the caller still needs it.
+        if (image && image.repoTags.length > 1) await engine.removeTag(tag);
+      } catch (err) {
+        sink({
+          kind: 'log',
+          stage: 'push',
+          level: 'warn',
+          message: `could not remove local tag ${tag}: ${messageOf(err)}`,
+        });
+      }
+    }
+  }
+}
+
+/** Re-raises `err` naming where it happened and the state the registry was left in. */
+function wrapFailure(
+  err: unknown,
+  where: string,
+  state: string,
+  ctx: { changed: boolean; sink: EventSink; redactor: Redactor },
+): SlipwayError {
+  const e =
+    err instanceof SlipwayError ? err : new SlipwayError('PUSH_FAILED', messageOf(err), { cause: err });
+  // Unreachable from the start is a missing service (exit 3); after a partial publish it is a failed push.
+  const code = e.code === 'REGISTRY_UNREACHABLE' && ctx.changed ? 'PUSH_FAILED' : e.code;
+  const message = ctx.redactor.redact(`${where}: ${e.message}; ${state}`);
+  ctx.sink({ kind: 'step-failed', stage: 'push', subject: where, message });
+  return new SlipwayError(code, message, {
+    resource: e.resource ?? where,
+    ...(e.hint ? { hint: ctx.redactor.redact(e.hint) } : {}),
+    details: e.details,
+    cause: e,
+  });
+}
+
+interface Move {
+  readonly image: PushedImage;
+  readonly repository: string;
+  readonly ref: ImageRef;
+  readonly tag: string;
+  previous: string | null;
+}
+
+/**
+ * Moves every image's moving tags to the digest its immutable tags were pushed at, by manifest
+ * copy. All or nothing: the previous digests are read first, and a failure puts back the tags
+ * already moved. Returns `pushed` with the moving tags added.
+ */
+export async function moveMovingTags(
+  plan: Plan,
+  pushed: PushResult,
+  registry: Registry,
+  options: MoveOptions = {},
+): Promise<PushResult> {
+  const sink = options.sink ?? silentSink;
+  const redactor = options.redactor ?? new Redactor();
+  // Immutable tags are already published: any failure from here on is a failed push (exit 1).
+  const failure = (err: unknown, where: string, state: string) =>
+    wrapFailure(err, where, state, { changed: true, sink, redactor });
+  const images = new Map(
+    pushed.images.map((i) => [
+      i.name,
+      { ...i, tags: [...i.tags], pushed: [...i.pushed], skipped: [...i.skipped] },
+    ]),
+  );
+  const moves: Move[] = [];
+  for (const planned of plan.images) {
+    const image = images.get(planned.name);
+    if (!image) {
+      throw new SlipwayError(
+        'PLAN_INVALID',
+        `image ${planned.name} was not pushed; moving tags were not changed`,
+        {
+          resource: planned.name,
+        },
+      );
+    }
+    for (const tag of planned.movingTags) {
+      moves.push({
+        image,
+        repository: planned.repository,
+        ref: registry.imageName(planned.repository),
+        tag,
+        previous: null,
+      });
+    }
+  }
+  const result = (): PushResult => ({ registry: pushed.registry, images: [...images.values()] });
+  if (moves.length === 0) return result();
+  sink({
+    kind: 'step-start',
+    stage: 'push',
+    subject: 'moving-tags',
+    message: `moving ${moves.map((m) => `${m.image.name}:${m.tag}`).join(', ')}`,
+  });
+  for (const m of moves) {
+    try {
+      m.previous = await registry.resolve(m.repository, m.tag);
+    } catch (err) {
+      throw failure(err, `${m.image.name} (${m.ref.withTag(m.tag)})`, 'moving tags were not changed');
+    }
+  }
+  const moved: Move[] = [];
+  for (const m of moves) {
+    const target = m.ref.withTag(m.tag);
+    const digest = m.image.digest;
+    if (m.previous === digest) {
+      m.image.skipped.push(m.tag);
+      m.image.tags.push(m.tag);
+      sink({
+        kind: 'step-done',
+        stage: 'push',
+        subject: m.image.name,
+        message: `${target}@${digest} already there`,
+        skipped: true,
+      });
+      continue;
+    }
+    try {
+      if (options.signal?.aborted) throw new SlipwayError('INTERRUPTED', 'push interrupted');
+      moved.push(m);
+      await registry.putTag(m.repository, digest, m.tag);
+      const served = await registry.resolve(m.repository, m.tag);
+      if (served !== digest) {
+        throw new SlipwayError(
+          'DIGEST_MISMATCH',
+          `${target} resolves to ${served ?? 'nothing'}, not ${digest}`,
+          {
+            resource: target.toString(),
+          },
+        );
+      }
+    } catch (err) {
+      throw failure(err, `${m.image.name} (${target})`, await rollBack(registry, moved));
+    }
+    m.image.pushed.push(m.tag);
+    m.image.tags.push(m.tag);
+    sink({
+      kind: 'step-done',
+      stage: 'push',
+      subject: m.image.name,
+      message: `${target}@${digest} (moved from ${m.previous ?? 'nothing'})`,
+    });
+  }
+  return result();
+}
+
+/** Puts moved tags back; returns the sentence describing the moving tags' state. */
+async function rollBack(registry: Registry, moved: Move[]): Promise<string> {
+  if (moved.length === 0) return 'moving tags were not changed';
+  const stuck: string[] = [];
+  let restored = 0;
+  for (const m of [...moved].reverse()) {
+    const name = m.ref.withTag(m.tag).toString();
+    if (m.previous === null) {
+      // A registry cannot delete a tag without deleting the manifest the immutable tag shares.
+      // The tag may not exist at all if the failing write never landed; only say so when it does.
+      const now = await registry.resolve(m.repository, m.tag).catch(() => 'unknown');
+      if (now !== null) stuck.push(`${name} (did not exist before; now ${now})`);
+      continue;
+    }
+    try {
+      if ((await registry.resolve(m.repository, m.tag)) !== m.previous) {
+        await registry.putTag(m.repository, m.previous, m.tag);
+        restored++;
+      }
+    } catch (err) {
+      stuck.push(`${name} (restoring ${m.previous} failed: ${messageOf(err)})`);
+    }
+  }
+  if (stuck.length > 0) return `moving tags could not all be restored: ${stuck.join(', ')}`;
+  return restored === 0
+    ? 'moving tags were not changed'
+    : `moving tags were not changed (${restored} moved tag${restored === 1 ? ' was' : 's were'} restored)`;
+}
