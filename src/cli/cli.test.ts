@@ -8,8 +8,12 @@ async function run(argv: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   let stdout = '';
   let stderr = '';
   const code = await main(argv, {
-    stdout: (s) => void (stdout += s),
-    stderr: (s) => void (stderr += s),
+    stdout: (s) => {
+      stdout += s;
+    },
+    stderr: (s) => {
+      stderr += s;
+    },
     cwd,
     env,
   });

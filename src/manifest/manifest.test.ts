@@ -33,6 +33,14 @@ function good(): ManifestInput & Record<string, unknown> {
   };
 }
 
+/** A case's mutation of the good manifest, returning it. */
+function patch(change: (m: Record<string, any>) => void): (m: Record<string, any>) => unknown {
+  return (m) => {
+    change(m);
+    return m;
+  };
+}
+
 function parseError(m: unknown): SlipwayError {
   try {
     parseManifest(JSON.stringify(m, null, 2), 'manifest.json');
@@ -80,38 +88,50 @@ describe('manifest schema', () => {
     ['unknown top-level key', (m) => ({ ...m, tmplates: {} }), '(root)', /unknown key "tmplates"/],
     [
       'typo inside a template',
-      (m) => ((m.templates['platform-agent'].requierd = ['x']), m),
+      patch((m) => {
+        m.templates['platform-agent'].requierd = ['x'];
+      }),
       'templates.platform-agent',
       /unknown key "requierd"/,
     ],
     ['missing version', (m) => ({ ...m, version: undefined }), 'version', /expected 1/i],
     [
       'uppercase image name',
-      (m) => ((m.images.Platform = m.images.platform), m),
+      patch((m) => {
+        m.images.Platform = m.images.platform;
+      }),
       'images.Platform',
       /image names are lowercase/,
     ],
     [
       'repository with a registry and tag',
-      (m) => ((m.images.platform.repository = 'ECR.example.com/Platform:latest'), m),
+      patch((m) => {
+        m.images.platform.repository = 'ECR.example.com/Platform:latest';
+      }),
       'images.platform.repository',
       /repository is a lowercase path/,
     ],
     [
       'absolute dockerfile path',
-      (m) => ((m.images.platform.dockerfile = '/etc/Dockerfile'), m),
+      patch((m) => {
+        m.images.platform.dockerfile = '/etc/Dockerfile';
+      }),
       'images.platform.dockerfile',
       /must be relative to the manifest/,
     ],
     [
       'source that is none of the kinds',
-      (m) => ((m.templates['platform-agent'].source = { svn: 'x' }), m),
+      patch((m) => {
+        m.templates['platform-agent'].source = { svn: 'x' };
+      }),
       'templates.platform-agent.source',
       /Invalid input/,
     ],
     [
       'github source that is not owner/repo',
-      (m) => ((m.templates['platform-agent'].source = { github: 'just-a-name' }), m),
+      patch((m) => {
+        m.templates['platform-agent'].source = { github: 'just-a-name' };
+      }),
       'templates.platform-agent.source.github',
       /github source must be owner\/repo/,
     ],
@@ -129,25 +149,23 @@ describe('manifest schema', () => {
     ],
     [
       'unknown smoke assertion kind',
-      (m) => (
-        (m.images['platform-agent'].smoke = {
+      patch((m) => {
+        m.images['platform-agent'].smoke = {
           ready: { log: 'ready' },
           assertions: [{ kind: 'exists', path: '/x' }],
-        }),
-        m
-      ),
+        };
+      }),
       'images.platform-agent.smoke.assertions[0].kind',
       /Expected 'path' \| 'template' \| 'absent' \| 'exec'/,
     ],
     [
       'smoke path that is not absolute',
-      (m) => (
-        (m.images['platform-agent'].smoke = {
+      patch((m) => {
+        m.images['platform-agent'].smoke = {
           ready: { log: 'ready' },
           assertions: [{ kind: 'path', path: 'configs/config.yaml' }],
-        }),
-        m
-      ),
+        };
+      }),
       'images.platform-agent.smoke.assertions[0].path',
       /start with "\/"/,
     ],
@@ -206,7 +224,9 @@ describe('pinning contract', () => {
     [
       [
         'a branch as ref',
-        (m) => ((m.templates['platform-agent'].ref = 'main'), m),
+        patch((m) => {
+          m.templates['platform-agent'].ref = 'main';
+        }),
         {
           at: 'templates.platform-agent.ref',
           message: /ref "main" is not a full 40-hex commit: it is a branch/,
@@ -214,7 +234,9 @@ describe('pinning contract', () => {
       ],
       [
         'a short SHA as ref',
-        (m) => ((m.templates['platform-agent'].ref = 'abc1234'), m),
+        patch((m) => {
+          m.templates['platform-agent'].ref = 'abc1234';
+        }),
         {
           at: 'templates.platform-agent.ref',
           message: /"abc1234" is not a full 40-hex commit: it is a short SHA/,
@@ -222,22 +244,30 @@ describe('pinning contract', () => {
       ],
       [
         'a tag as ref',
-        (m) => ((m.templates['platform-agent'].ref = 'v1.2.0'), m),
+        patch((m) => {
+          m.templates['platform-agent'].ref = 'v1.2.0';
+        }),
         { at: 'templates.platform-agent.ref', message: /it is a tag/ },
       ],
       [
         'uppercase hex ref',
-        (m) => ((m.templates['platform-agent'].ref = 'A'.repeat(40)), m),
+        patch((m) => {
+          m.templates['platform-agent'].ref = 'A'.repeat(40);
+        }),
         { at: 'templates.platform-agent.ref', message: /uppercase hex/ },
       ],
       [
         'a git source without ref',
-        (m) => (delete m.templates['platform-agent'].ref, m),
+        patch((m) => {
+          delete m.templates['platform-agent'].ref;
+        }),
         { at: 'templates.platform-agent.ref', message: /has no "ref"/ },
       ],
       [
         'an image consuming an undefined template (the production failure)',
-        (m) => (delete m.templates['platform-agent'], m),
+        patch((m) => {
+          delete m.templates['platform-agent'];
+        }),
         {
           at: 'images.platform-agent.templates[0]',
           message: /consumes template "platform-agent", which the manifest does not define/,
@@ -245,17 +275,23 @@ describe('pinning contract', () => {
       ],
       [
         'a base that does not exist',
-        (m) => ((m.images['platform-agent'].base = 'platfrom'), m),
+        patch((m) => {
+          m.images['platform-agent'].base = 'platfrom';
+        }),
         { at: 'images.platform-agent.base', message: /base "platfrom", which the manifest does not define/ },
       ],
       [
         'a base cycle',
-        (m) => ((m.images.platform.base = 'platform-agent'), m),
+        patch((m) => {
+          m.images.platform.base = 'platform-agent';
+        }),
         { at: 'images.platform.base', message: /base cycle: platform -> platform-agent -> platform/ },
       ],
       [
         'two images pushing to one repository',
-        (m) => ((m.images.platform.repository = 'molecule-ai/molecule-platform-agent'), m),
+        patch((m) => {
+          m.images.platform.repository = 'molecule-ai/molecule-platform-agent';
+        }),
         {
           at: 'images.platform-agent.repository',
           message: /both push to repository "molecule-ai\/molecule-platform-agent"/,
@@ -263,7 +299,9 @@ describe('pinning contract', () => {
       ],
       [
         'a pin naming a runtime instead of an image',
-        (m) => ((m.pins['platform-agent'].image = 'claude-code'), m),
+        patch((m) => {
+          m.pins['platform-agent'].image = 'claude-code';
+        }),
         {
           at: 'pins.platform-agent.image',
           message: /pinned to image "claude-code", which the manifest does not define/,
@@ -271,13 +309,12 @@ describe('pinning contract', () => {
       ],
       [
         'smoke comparing with a template the image does not consume',
-        (m) => (
-          (m.images.platform.smoke = {
+        patch((m) => {
+          m.images.platform.smoke = {
             ready: { log: 'x' },
             assertions: [{ kind: 'template', path: '/configs', template: 'platform-agent' }],
-          }),
-          m
-        ),
+          };
+        }),
         { at: 'images.platform.smoke.assertions[0].template', message: /does not consume/ },
       ],
     ];

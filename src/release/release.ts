@@ -51,6 +51,7 @@ export interface ReleaseOptions {
 export interface ReleaseResult {
   readonly plan: Plan;
   readonly built: Record<string, BuiltImage>;
+  /** Every image with its digest and all its tags, moving ones included. */
   readonly pushed: PushResult;
   readonly smoke: SmokeReport[];
   readonly promotions: PromotionResult[];
@@ -95,11 +96,11 @@ export async function release(loaded: LoadedManifest, options: ReleaseOptions): 
   const store: PinStore = await openPinStore(options.pinStore, { cwd: loaded.dir });
   try {
     const smoke = await smokeAll(loaded, plan, pushed, registry, store, receipt, options, sink);
-    await moveMovingTags(plan, pushed, registry, { redactor, ...common });
+    const published = await moveMovingTags(plan, pushed, registry, { redactor, ...common });
     const promotions: PromotionResult[] = [];
     if (options.promote) {
       for (const pin of plan.pins) {
-        const image = pushed.images.find((i) => i.name === pin.image);
+        const image = published.images.find((i) => i.name === pin.image);
         const planned = plan.images.find((i) => i.name === pin.image);
         if (!image || !planned) {
           throw new SlipwayError(
@@ -125,7 +126,7 @@ export async function release(loaded: LoadedManifest, options: ReleaseOptions): 
         );
       }
     }
-    return { plan, built, pushed, smoke, promotions };
+    return { plan, built, pushed: published, smoke, promotions };
   } finally {
     await store.close();
   }
