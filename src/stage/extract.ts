@@ -70,6 +70,10 @@ export async function extractTar(
   // the last entry when the whole archive arrives in one chunk. Each entry is fully handled
   // before `next()`, so the pipeline settles only after the last one.
   extract.on('entry', (header, stream, next) => {
+    // A truncated archive errors the entry stream, possibly while `handle` is still awaiting a
+    // mkdir and before its pipeline listens: without a listener that error is uncaught. The
+    // same error rejects `feed` below, which reports it.
+    stream.on('error', () => {});
     handle(header, stream as unknown as Readable).then(
       () => next(),
       (err: unknown) => {
