@@ -9,6 +9,10 @@ import type { ManifestInput } from './schema.js';
 
 const SHA = 'a'.repeat(40);
 
+/** Manifest JSON that the cases mutate at arbitrary depth, valid or not. */
+// biome-ignore lint/suspicious/noExplicitAny: the cases build deliberately malformed JSON
+type Json = any;
+
 /** A valid manifest; each case below breaks one thing in a copy. */
 function good(): ManifestInput & Record<string, unknown> {
   return {
@@ -34,7 +38,7 @@ function good(): ManifestInput & Record<string, unknown> {
 }
 
 /** A case's mutation of the good manifest, returning it. */
-function patch(change: (m: Record<string, any>) => void): (m: Record<string, any>) => unknown {
+function patch(change: (m: Json) => void): (m: Json) => unknown {
   return (m) => {
     change(m);
     return m;
@@ -84,7 +88,7 @@ describe('manifest schema', () => {
   });
 
   // Each malformed manifest with the JSON path and message the user sees.
-  const schemaCases: Array<[string, (m: Record<string, any>) => unknown, string, RegExp]> = [
+  const schemaCases: Array<[string, (m: Json) => unknown, string, RegExp]> = [
     ['unknown top-level key', (m) => ({ ...m, tmplates: {} }), '(root)', /unknown key "tmplates"/],
     [
       'typo inside a template',
@@ -220,104 +224,103 @@ describe('manifest schema', () => {
 });
 
 describe('pinning contract', () => {
-  const contractCases: Array<[string, (m: Record<string, any>) => unknown, { at: string; message: RegExp }]> =
+  const contractCases: Array<[string, (m: Json) => unknown, { at: string; message: RegExp }]> = [
     [
-      [
-        'a branch as ref',
-        patch((m) => {
-          m.templates['platform-agent'].ref = 'main';
-        }),
-        {
-          at: 'templates.platform-agent.ref',
-          message: /ref "main" is not a full 40-hex commit: it is a branch/,
-        },
-      ],
-      [
-        'a short SHA as ref',
-        patch((m) => {
-          m.templates['platform-agent'].ref = 'abc1234';
-        }),
-        {
-          at: 'templates.platform-agent.ref',
-          message: /"abc1234" is not a full 40-hex commit: it is a short SHA/,
-        },
-      ],
-      [
-        'a tag as ref',
-        patch((m) => {
-          m.templates['platform-agent'].ref = 'v1.2.0';
-        }),
-        { at: 'templates.platform-agent.ref', message: /it is a tag/ },
-      ],
-      [
-        'uppercase hex ref',
-        patch((m) => {
-          m.templates['platform-agent'].ref = 'A'.repeat(40);
-        }),
-        { at: 'templates.platform-agent.ref', message: /uppercase hex/ },
-      ],
-      [
-        'a git source without ref',
-        patch((m) => {
-          delete m.templates['platform-agent'].ref;
-        }),
-        { at: 'templates.platform-agent.ref', message: /has no "ref"/ },
-      ],
-      [
-        'an image consuming an undefined template (the production failure)',
-        patch((m) => {
-          delete m.templates['platform-agent'];
-        }),
-        {
-          at: 'images.platform-agent.templates[0]',
-          message: /consumes template "platform-agent", which the manifest does not define/,
-        },
-      ],
-      [
-        'a base that does not exist',
-        patch((m) => {
-          m.images['platform-agent'].base = 'platfrom';
-        }),
-        { at: 'images.platform-agent.base', message: /base "platfrom", which the manifest does not define/ },
-      ],
-      [
-        'a base cycle',
-        patch((m) => {
-          m.images.platform.base = 'platform-agent';
-        }),
-        { at: 'images.platform.base', message: /base cycle: platform -> platform-agent -> platform/ },
-      ],
-      [
-        'two images pushing to one repository',
-        patch((m) => {
-          m.images.platform.repository = 'molecule-ai/molecule-platform-agent';
-        }),
-        {
-          at: 'images.platform-agent.repository',
-          message: /both push to repository "molecule-ai\/molecule-platform-agent"/,
-        },
-      ],
-      [
-        'a pin naming a runtime instead of an image',
-        patch((m) => {
-          m.pins['platform-agent'].image = 'claude-code';
-        }),
-        {
-          at: 'pins.platform-agent.image',
-          message: /pinned to image "claude-code", which the manifest does not define/,
-        },
-      ],
-      [
-        'smoke comparing with a template the image does not consume',
-        patch((m) => {
-          m.images.platform.smoke = {
-            ready: { log: 'x' },
-            assertions: [{ kind: 'template', path: '/configs', template: 'platform-agent' }],
-          };
-        }),
-        { at: 'images.platform.smoke.assertions[0].template', message: /does not consume/ },
-      ],
-    ];
+      'a branch as ref',
+      patch((m) => {
+        m.templates['platform-agent'].ref = 'main';
+      }),
+      {
+        at: 'templates.platform-agent.ref',
+        message: /ref "main" is not a full 40-hex commit: it is a branch/,
+      },
+    ],
+    [
+      'a short SHA as ref',
+      patch((m) => {
+        m.templates['platform-agent'].ref = 'abc1234';
+      }),
+      {
+        at: 'templates.platform-agent.ref',
+        message: /"abc1234" is not a full 40-hex commit: it is a short SHA/,
+      },
+    ],
+    [
+      'a tag as ref',
+      patch((m) => {
+        m.templates['platform-agent'].ref = 'v1.2.0';
+      }),
+      { at: 'templates.platform-agent.ref', message: /it is a tag/ },
+    ],
+    [
+      'uppercase hex ref',
+      patch((m) => {
+        m.templates['platform-agent'].ref = 'A'.repeat(40);
+      }),
+      { at: 'templates.platform-agent.ref', message: /uppercase hex/ },
+    ],
+    [
+      'a git source without ref',
+      patch((m) => {
+        delete m.templates['platform-agent'].ref;
+      }),
+      { at: 'templates.platform-agent.ref', message: /has no "ref"/ },
+    ],
+    [
+      'an image consuming an undefined template (the production failure)',
+      patch((m) => {
+        delete m.templates['platform-agent'];
+      }),
+      {
+        at: 'images.platform-agent.templates[0]',
+        message: /consumes template "platform-agent", which the manifest does not define/,
+      },
+    ],
+    [
+      'a base that does not exist',
+      patch((m) => {
+        m.images['platform-agent'].base = 'platfrom';
+      }),
+      { at: 'images.platform-agent.base', message: /base "platfrom", which the manifest does not define/ },
+    ],
+    [
+      'a base cycle',
+      patch((m) => {
+        m.images.platform.base = 'platform-agent';
+      }),
+      { at: 'images.platform.base', message: /base cycle: platform -> platform-agent -> platform/ },
+    ],
+    [
+      'two images pushing to one repository',
+      patch((m) => {
+        m.images.platform.repository = 'molecule-ai/molecule-platform-agent';
+      }),
+      {
+        at: 'images.platform-agent.repository',
+        message: /both push to repository "molecule-ai\/molecule-platform-agent"/,
+      },
+    ],
+    [
+      'a pin naming a runtime instead of an image',
+      patch((m) => {
+        m.pins['platform-agent'].image = 'claude-code';
+      }),
+      {
+        at: 'pins.platform-agent.image',
+        message: /pinned to image "claude-code", which the manifest does not define/,
+      },
+    ],
+    [
+      'smoke comparing with a template the image does not consume',
+      patch((m) => {
+        m.images.platform.smoke = {
+          ready: { log: 'x' },
+          assertions: [{ kind: 'template', path: '/configs', template: 'platform-agent' }],
+        };
+      }),
+      { at: 'images.platform.smoke.assertions[0].template', message: /does not consume/ },
+    ],
+  ];
 
   it.each(contractCases)('refuses %s', (_name, mutate, expected) => {
     const errors = contractErrors(mutate(good()));
@@ -327,7 +330,7 @@ describe('pinning contract', () => {
   });
 
   it('warns about a local path source, and refuses it when strict', () => {
-    const m = good() as Record<string, any>;
+    const m = good() as Json;
     m.templates['platform-agent'] = { source: { path: 'templates/platform-agent' } };
     const manifest = parseManifest(JSON.stringify(m), 'manifest.json');
     const loose = checkContract(manifest);

@@ -19,7 +19,7 @@ const input: ManifestInput = {
       repository: 'molecule-ai/molecule-platform-agent',
       base: 'platform',
       templates: ['platform-agent'],
-      labels: { team: 'agents', [`org.opencontainers.image.revision`]: 'spoofed' },
+      labels: { team: 'agents', 'org.opencontainers.image.revision': 'spoofed' },
     },
     platform: {
       dockerfile: 'dockerfiles/Dockerfile.platform',

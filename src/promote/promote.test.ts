@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
+import { openRegistry } from '../publish/open.js';
 import type { Registry } from '../publish/registry.js';
 import type { PinHistoryEntry, PinRecord, SmokeRecord } from './pin-store.js';
 import { planPromotion, registryRepository, rollbackTarget, smokeGate } from './promote.js';
@@ -183,11 +184,9 @@ describe('rollbackTarget', () => {
   });
 });
 
-describe('registryRepository', () => {
-  const registry = {
-    url: 'oci://127.0.0.1:5000/prefix',
-    imageName: (repository: string) => ImageRef.parse(`127.0.0.1:5000/prefix/${repository}`),
-  } as unknown as Registry;
+describe('registryRepository', async () => {
+  // Opening an OCI registry does no I/O; the mapping is the registry's own.
+  const registry: Registry = await openRegistry('oci://127.0.0.1:5000/prefix');
 
   it('strips the registry host and prefix from a full name', () => {
     expect(registryRepository(registry, ImageRef.parse('127.0.0.1:5000/prefix/molecule-ai/x:t'))).toBe(
@@ -198,6 +197,9 @@ describe('registryRepository', () => {
 
   it('refuses a name in another registry', () => {
     expect(thrown(() => registryRepository(registry, ImageRef.parse('other.io/molecule-ai/x:t'))).code).toBe(
+      'USAGE',
+    );
+    expect(thrown(() => registryRepository(registry, ImageRef.parse('127.0.0.1:5000/other/x:t'))).code).toBe(
       'USAGE',
     );
   });

@@ -174,18 +174,11 @@ export interface PromoteOptions {
 /** The repository path to pass to the registry for `ref` (the registry may add a host and prefix). */
 export function registryRepository(registry: Registry, ref: ImageRef): string {
   if (ref.registry === undefined) return ref.repository;
-  const parts = ref.repository.split('/');
-  for (let i = 0; i < parts.length; i++) {
-    const candidate = parts.slice(i).join('/');
-    try {
-      if (registry.imageName(candidate).name === ref.name) return candidate;
-    } catch {
-      // Not a valid repository for this registry; try a shorter suffix.
-    }
-  }
+  const repository = registry.repositoryOf(ref);
+  if (repository !== null) return repository;
   throw new SlipwayError('USAGE', `${ref.toString()} is not in registry ${registry.url}`, {
     resource: ref.toString(),
-    hint: `use a reference under ${registry.imageName('REPOSITORY').name.replace(/REPOSITORY$/, '')}, or pass the matching --registry`,
+    hint: `use a reference under ${registry.imageName('repository').name.replace(/repository$/, '')}, or pass the matching --registry`,
   });
 }
 
@@ -355,32 +348,8 @@ async function applyPlan(o: ApplyOptions): Promise<PromotionResult> {
  * compare-and-set against `expect` or the digest read at the start (PIN_CONFLICT for the loser).
  */
 export async function promote(store: PinStore, options: PromoteOptions): Promise<PromotionResult> {
-  const sink = options.sink ?? silentSink;
   const { target, tag } = await resolveTarget(options);
-  const [current, smokeRecords] = await Promise.all([
-    store.getPin(options.runtime),
-    store.smokeRecords(target.digest ?? ''),
-  ]);
-  const plan = planPromotion({
-    runtime: options.runtime,
-    current,
-    target,
-    tag,
-    smokeRecords,
-    ...(options.expect === undefined ? {} : { expect: options.expect }),
-    ...(options.force === undefined ? {} : { force: options.force }),
-    ...(options.reason === undefined ? {} : { reason: options.reason }),
-    by: options.by,
-  });
-  return applyPlan({
-    store,
-    plan,
-    sink,
-    ...(options.imageName === undefined ? {} : { imageName: options.imageName }),
-    ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }),
-    ...(options.registry === undefined ? {} : { registry: options.registry }),
-    ...(options.retag === undefined ? {} : { retag: options.retag }),
-  });
+  return gatedMove(store, options, target, tag, 'promote');
 }
 
 /** Options of {@link rollback}. */
@@ -441,10 +410,23 @@ export function rollbackTarget(
 
 /** Rolls a runtime back (to the previous pin, or to history entry `to`): a recorded, gated promotion. */
 export async function rollback(store: PinStore, options: RollbackOptions): Promise<PromotionResult> {
-  const sink = options.sink ?? silentSink;
   const history = await store.history(options.runtime);
   const { image, tag } = rollbackTarget(options.runtime, history, options.to);
-  const target = ImageRef.parse(image);
+  return gatedMove(store, options, ImageRef.parse(image), tag, 'rollback');
+}
+
+/** What promote and rollback share: read the pin and the target's smoke records, plan, apply. */
+async function gatedMove(
+  store: PinStore,
+  options: Pick<
+    PromoteOptions,
+    'runtime' | 'expect' | 'force' | 'reason' | 'by' | 'imageName' | 'dryRun' | 'sink'
+  > &
+    Partial<Pick<PromoteOptions, 'registry' | 'retag'>>,
+  target: ImageRef,
+  tag: string | null,
+  kind: 'promote' | 'rollback',
+): Promise<PromotionResult> {
   const [current, smokeRecords] = await Promise.all([
     store.getPin(options.runtime),
     store.smokeRecords(target.digest ?? ''),
@@ -459,13 +441,15 @@ export async function rollback(store: PinStore, options: RollbackOptions): Promi
     ...(options.force === undefined ? {} : { force: options.force }),
     ...(options.reason === undefined ? {} : { reason: options.reason }),
     by: options.by,
-    kind: 'rollback',
+    kind,
   });
   return applyPlan({
     store,
     plan,
-    sink,
+    sink: options.sink ?? silentSink,
     ...(options.imageName === undefined ? {} : { imageName: options.imageName }),
     ...(options.dryRun === undefined ? {} : { dryRun: options.dryRun }),
+    ...(options.registry === undefined ? {} : { registry: options.registry }),
+    ...(options.retag === undefined ? {} : { retag: options.retag }),
   });
 }
