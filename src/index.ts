@@ -20,6 +20,7 @@ export * from './plan/plan.js';
 export * from './plan/types.js';
 export * from './promote/index.js';
 export * from './publish/index.js';
+export * from './release/release.js';
 export * from './smoke/index.js';
 export * from './stage/index.js';
 export * from './stage/receipt.js';
