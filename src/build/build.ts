@@ -114,12 +114,6 @@ export async function buildImages(
     if (options.signal?.aborted) {
       throw new SlipwayError('INTERRUPTED', 'build interrupted', { resource: image.name });
     }
-    sink({
-      kind: 'step-start',
-      stage: 'build',
-      subject: image.name,
-      message: `building ${image.dockerfile}`,
-    });
     try {
       built[image.name] = await buildOne(loaded, image, {
         engine,
@@ -231,6 +225,8 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
       return { name: image.name, id: existing.id, inputDigest: digestOfInputs, reused: true, localTag };
     }
   }
+
+  sink({ kind: 'step-start', stage: 'build', subject: image.name, message: `building ${image.dockerfile}` });
 
   // BuildKit in dockerd resolves `FROM sha256:<id>` as a registry name, so it gets the base's
   // content-addressed local tag instead; the layer check below proves it was that image.
