@@ -1,12 +1,15 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { buildImages } from '../../build/build.js';
 import { preflight } from '../../build/preflight.js';
-import { SlipwayError } from '../../core/errors.js';
-import { parsePlan } from '../../plan/plan.js';
 import type { Plan } from '../../plan/types.js';
 import type { Cli } from '../cli.js';
-import { collectBuildArg, type PlanCommandOptions, parseBuildArgs, planFromOptions } from './plan.js';
+import {
+  collectBuildArg,
+  type PlanCommandOptions,
+  parseBuildArgs,
+  planFromOptions,
+  readPlanFile,
+} from './plan.js';
 
 interface BuildCommandOptions extends PlanCommandOptions {
   cache: boolean;
@@ -35,15 +38,7 @@ export function registerBuild(program: Command, cli: Cli): void {
         if (opts.sha !== undefined || opts.buildArg.length > 0) {
           cli.usage('--plan fixes the sha and build args; drop --sha and --build-arg');
         }
-        const file = cli.resolve(opts.plan);
-        const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-          throw new SlipwayError('USAGE', `cannot read plan ${opts.plan} (${err.code})`, { resource: file });
-        });
-        plan = parsePlan(text, opts.plan);
-        // The plan's args already hold the run's overrides: check each image against its own.
-        for (const image of plan.images) {
-          await preflight(loaded, { images: [image.name], buildArgs: image.buildArgs, sink: cli.sink });
-        }
+        plan = await readPlanFile(cli, loaded, opts.plan);
       } else {
         await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
         plan = await planFromOptions(cli, loaded, images, opts);

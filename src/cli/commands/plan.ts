@@ -1,7 +1,9 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { preflight } from '../../build/preflight.js';
 import { SlipwayError } from '../../core/errors.js';
 import type { LoadedManifest } from '../../manifest/load.js';
-import { makePlan } from '../../plan/plan.js';
+import { makePlan, parsePlan } from '../../plan/plan.js';
 import { gitHead, gitSource } from '../../plan/revision.js';
 import type { Plan } from '../../plan/types.js';
 import type { StagingReceipt } from '../../stage/receipt.js';
@@ -66,6 +68,20 @@ export async function planFromOptions(
     images,
     source: await gitSource(loaded.dir),
   });
+}
+
+/** Reads a plan made earlier (`slipway plan --json > FILE`) and preflights each image with the plan's own args. */
+export async function readPlanFile(cli: Cli, loaded: LoadedManifest, planFile: string): Promise<Plan> {
+  const file = cli.resolve(planFile);
+  const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new SlipwayError('USAGE', `cannot read plan ${planFile} (${err.code})`, { resource: file });
+  });
+  const plan = parsePlan(text, planFile);
+  // The plan's args already hold the run's overrides: check each image against its own.
+  for (const image of plan.images) {
+    await preflight(loaded, { images: [image.name], buildArgs: image.buildArgs, sink: cli.sink });
+  }
+  return plan;
 }
 
 /** Text lines describing a plan. */

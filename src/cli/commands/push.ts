@@ -1,14 +1,17 @@
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { buildImages, selectImages } from '../../build/build.js';
 import { preflight } from '../../build/preflight.js';
-import { SlipwayError } from '../../core/errors.js';
-import { parsePlan } from '../../plan/plan.js';
 import type { Plan } from '../../plan/types.js';
 import { openRegistry } from '../../publish/open.js';
 import { prepareRepositories, pushImages } from '../../publish/push.js';
 import type { Cli } from '../cli.js';
-import { collectBuildArg, type PlanCommandOptions, parseBuildArgs, planFromOptions } from './plan.js';
+import {
+  collectBuildArg,
+  type PlanCommandOptions,
+  parseBuildArgs,
+  planFromOptions,
+  readPlanFile,
+} from './plan.js';
 
 interface PushCommandOptions extends Omit<PlanCommandOptions, 'env'> {
   env?: string;
@@ -48,14 +51,7 @@ export function registerPush(program: Command, cli: Cli): void {
         if (opts.sha !== undefined || opts.env !== undefined || opts.buildArg.length > 0) {
           cli.usage('--plan fixes the env, sha and build args; drop --env, --sha and --build-arg');
         }
-        const file = cli.resolve(opts.plan);
-        const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
-          throw new SlipwayError('USAGE', `cannot read plan ${opts.plan} (${err.code})`, { resource: file });
-        });
-        plan = parsePlan(text, opts.plan);
-        for (const image of plan.images) {
-          await preflight(loaded, { images: [image.name], buildArgs: image.buildArgs, sink: cli.sink });
-        }
+        plan = await readPlanFile(cli, loaded, opts.plan);
       } else {
         if (opts.env === undefined) cli.usage('push needs --env (or --plan FILE)', 'e.g. --env staging');
         await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
