@@ -2,22 +2,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main } from './main.js';
+import { runCli } from '../../test/support/cli.js';
 
-async function run(argv: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-    },
-    cwd,
-    env,
-  });
-  return { code, stdout, stderr };
+function run(argv: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+  return runCli(argv, { cwd, env });
 }
 
 function dirWith(manifest: unknown): string {

@@ -4,8 +4,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import type { LoadedManifest } from '../../src/manifest/load.js';
+import { runCli } from '../support/cli.js';
 import { requireServices } from '../support/services.js';
 import { stagedRepo } from './layout.js';
 
@@ -14,20 +14,8 @@ const run = randomBytes(4).toString('hex');
 const SHA = randomBytes(20).toString('hex');
 const built: string[] = [];
 
-async function slipway(argv: string[], cwd: string) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-    },
-    cwd,
-    env: {},
-  });
-  return { code, stdout, stderr };
+function slipway(argv: string[], cwd: string) {
+  return runCli(argv, { cwd });
 }
 
 let loaded: LoadedManifest;

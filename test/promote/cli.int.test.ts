@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { FilePinStore } from '../../src/promote/file-store.js';
 import { openPinStore } from '../../src/promote/open.js';
 import { openRegistry } from '../../src/publish/open.js';
+import { runCli } from '../support/cli.js';
 import { pgUrl, registryAddr, requireServices, rootImage } from '../support/services.js';
 import { digestOf, dropSchema, freshSchemaName, REPO, smoke } from './helpers.js';
 
@@ -29,23 +29,9 @@ function manifestJson(
   });
 }
 
-async function run(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number; stdout: string; stderr: string; json: () => Record<string, unknown> }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-    },
-    env: { USER: 'tester', ...env },
-    cwd: dir,
-  });
-  return { code, stdout, stderr, json: () => JSON.parse(stdout) };
+async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
+  const r = await runCli(args, { cwd: dir, env: { USER: 'tester', ...env } });
+  return { ...r, json: (): Record<string, unknown> => JSON.parse(r.stdout) };
 }
 
 beforeAll(async () => {

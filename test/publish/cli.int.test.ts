@@ -2,9 +2,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { ImageRef } from '../../src/core/image-ref.js';
 import { openRegistry } from '../../src/publish/open.js';
+import { runCli } from '../support/cli.js';
 import { EcrTestServer } from '../support/ecr-server.js';
 import { deadPort, RegistryProxy } from '../support/registry-proxy.js';
 import { registryAddr, requireServices, rootImage } from '../support/services.js';
@@ -16,21 +16,12 @@ let dir: string;
 const localTags = new Set<string>();
 
 /** Runs the CLI in-process; returns exit code and everything it wrote. */
-async function run(args: string[], env: NodeJS.ProcessEnv = {}, onStderr?: (line: string) => void) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(['-m', path.join(dir, 'manifest.json'), ...args], {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-      onStderr?.(s);
-    },
-    env,
+function run(args: string[], env: NodeJS.ProcessEnv = {}, onStderr?: (line: string) => void) {
+  return runCli(['-m', path.join(dir, 'manifest.json'), ...args], {
     cwd: dir,
+    env,
+    ...(onStderr ? { onStderr } : {}),
   });
-  return { code, stdout, stderr };
 }
 
 async function writeManifest(registry: string, marker: string, root = 'molecule-ai'): Promise<void> {

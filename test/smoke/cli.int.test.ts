@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from 'xmlbuilder2';
-import { main } from '../../src/cli/main.js';
 import { templateDigestLabel, templateRefLabel } from '../../src/core/labels.js';
 import { openPinStore } from '../../src/promote/open.js';
 import type { SmokeReport } from '../../src/smoke/report.js';
 import { digestDirectory } from '../../src/stage/tree.js';
+import { runCli } from '../support/cli.js';
 import { registryAddr, requireServices } from '../support/services.js';
 import {
   buildFixture,
@@ -75,20 +75,8 @@ function manifestDir(withReceipt: boolean): string {
   return dir;
 }
 
-async function cli(argv: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: (s) => {
-      stdout += s;
-    },
-    stderr: (s) => {
-      stderr += s;
-    },
-    cwd,
-    env,
-  });
-  return { code, stdout, stderr };
+function cli(argv: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+  return runCli(argv, { cwd, env });
 }
 
 beforeAll(async () => {
