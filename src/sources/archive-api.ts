@@ -3,7 +3,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Octokit } from '@octokit/rest';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { extractTar, normaliseSubdir } from '../stage/extract.js';
-import type { SourceContext, TreeSource } from './source.js';
+import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
 /** The GitHub REST API base used when a github source names none. */
 export const DEFAULT_GITHUB_API = 'https://api.github.com';
@@ -61,7 +61,7 @@ export class ArchiveTemplateSource implements TreeSource {
   }
 
   async fetchTree(ref: string | null, dest: string): Promise<void> {
-    const sha = this.requireSha(ref);
+    const sha = requirePinnedSha(ref, this.ctx.subject);
     const route =
       this.kind === 'github'
         ? 'GET /repos/{owner}/{repo}/tarball/{ref}'
@@ -98,7 +98,7 @@ export class ArchiveTemplateSource implements TreeSource {
   }
 
   async commitExists(ref: string): Promise<boolean> {
-    const sha = this.requireSha(ref);
+    const sha = requirePinnedSha(ref, this.ctx.subject);
     const route =
       this.kind === 'github'
         ? 'GET /repos/{owner}/{repo}/commits/{ref}'
@@ -112,20 +112,6 @@ export class ArchiveTemplateSource implements TreeSource {
       if (status === 404 || status === 422) return false;
       throw this.translate(err, sha);
     }
-  }
-
-  private requireSha(ref: string | null): string {
-    if (ref === null || !/^[0-9a-f]{40}$/.test(ref)) {
-      throw new SlipwayError(
-        'CONTRACT_VIOLATION',
-        `template "${this.ctx.subject}": ref ${ref === null ? '(none)' : `"${ref}"`} is not a full 40-hex commit`,
-        {
-          resource: this.ctx.subject,
-          hint: 'pin the commit itself, e.g. the output of `git rev-parse <branch>`',
-        },
-      );
-    }
-    return ref;
   }
 
   /** Maps an Octokit/fetch failure to a SlipwayError whose text holds no token. */

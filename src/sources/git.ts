@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { SlipwayError } from '../core/errors.js';
 import { extractTar, normaliseSubdir } from '../stage/extract.js';
-import type { SourceContext, TreeSource } from './source.js';
+import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
 /** A git template source as written in the manifest. */
 export interface GitSourceSpec {
@@ -123,7 +123,7 @@ export class GitTemplateSource implements TreeSource {
   }
 
   async fetchTree(ref: string | null, dest: string): Promise<void> {
-    const sha = this.requireSha(ref);
+    const sha = requirePinnedSha(ref, this.ctx.subject);
     await this.withScratch(async (repo) => {
       await this.fetchCommit(repo, sha);
       const treeish = this.subdir ? `${sha}:${this.subdir}` : sha;
@@ -145,7 +145,7 @@ export class GitTemplateSource implements TreeSource {
   }
 
   async commitExists(ref: string): Promise<boolean> {
-    const sha = this.requireSha(ref);
+    const sha = requirePinnedSha(ref, this.ctx.subject);
     return this.withScratch(async (repo) => {
       try {
         await this.fetchCommit(repo, sha);
@@ -155,21 +155,6 @@ export class GitTemplateSource implements TreeSource {
         throw err;
       }
     });
-  }
-
-  private requireSha(ref: string | null): string {
-    if (ref === null || !/^[0-9a-f]{40}$/.test(ref)) {
-      // Fetching a branch would stage whatever it points at today; the contract forbids it.
-      throw new SlipwayError(
-        'CONTRACT_VIOLATION',
-        `template "${this.ctx.subject}": ref ${ref === null ? '(none)' : `"${ref}"`} is not a full 40-hex commit`,
-        {
-          resource: this.ctx.subject,
-          hint: 'pin the commit itself, e.g. the output of `git rev-parse <branch>`',
-        },
-      );
-    }
-    return ref;
   }
 
   private async withScratch<T>(fn: (repo: string) => Promise<T>): Promise<T> {

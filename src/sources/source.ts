@@ -1,5 +1,7 @@
+import { SlipwayError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import type { Redactor } from '../core/redact.js';
+import { FULL_SHA_RE } from '../manifest/contract.js';
 import type { SourceKind } from '../manifest/schema.js';
 
 /**
@@ -40,4 +42,19 @@ export interface SourceContext {
   readonly tmpDir?: string;
   readonly sink?: EventSink;
   readonly signal?: AbortSignal;
+}
+
+/**
+ * The pinned commit of a git or archive source, or CONTRACT_VIOLATION: fetching a branch would
+ * stage whatever it points at today, which the pinning contract forbids.
+ */
+export function requirePinnedSha(ref: string | null, subject: string): string {
+  if (ref === null || !FULL_SHA_RE.test(ref)) {
+    throw new SlipwayError(
+      'CONTRACT_VIOLATION',
+      `template "${subject}": ref ${ref === null ? '(none)' : `"${ref}"`} is not a full 40-hex commit`,
+      { resource: subject, hint: 'pin the commit itself, e.g. the output of `git rev-parse <branch>`' },
+    );
+  }
+  return ref;
 }
