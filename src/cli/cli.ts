@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { SlipwayError } from '../core/errors.js';
 import type { EventSink, SlipwayEvent } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
+import { type OpenedPorts, type PortRequest, withPorts } from '../app/open-ports.js';
+import { readSettings, type Settings } from '../app/settings.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
 
 /** Where the CLI writes and what it reads from its process; injectable so tests run it in-process. */
@@ -28,22 +30,31 @@ export class Cli {
   /** Exit code a command sets when it printed its own failure report (e.g. a failed smoke). */
   exitCode = 0;
   readonly redactor = new Redactor();
+  /** Everything the CLI takes from its environment, read once (src/app/settings.ts). */
+  readonly settings: Settings;
 
   constructor(
     readonly program: Command,
     readonly io: CliIO,
   ) {
+    this.settings = readSettings(io.env);
     // Tokens the process holds are scrubbed from everything the CLI prints.
-    for (const k of [
-      'GITHUB_TOKEN',
-      'GITEA_TOKEN',
-      'SLIPWAY_GIT_TOKEN',
-      'AWS_SECRET_ACCESS_KEY',
-      'AWS_SESSION_TOKEN',
-      'SLIPWAY_REGISTRY_PASSWORD',
-    ]) {
-      this.redactor.add(io.env[k]);
-    }
+    this.redactor.add(...this.settings.secrets);
+  }
+
+  /**
+   * Opens the ports a command needs through the composition root (src/app/open-ports.ts), runs
+   * `fn` with them, and closes them, whatever happens.
+   */
+  withPorts<R extends Omit<PortRequest, 'cwd' | 'sink' | 'redactor'>, T>(
+    request: R,
+    fn: (ports: OpenedPorts<R & PortRequest>) => Promise<T>,
+  ): Promise<T> {
+    return withPorts(
+      this.settings,
+      { ...request, cwd: this.io.cwd, sink: this.sink, redactor: this.redactor },
+      fn,
+    );
   }
 
   /** The global options. */

@@ -1,51 +1,50 @@
-import { type BuiltImage, buildImages } from '../build/build.js';
+import type { Ports } from '../app/ports.js';
+import type { BuiltImage } from '../build/build.js';
 import { SlipwayError } from '../core/errors.js';
-import { type EventSink, silentSink } from '../core/events.js';
-import { ImageRef } from '../core/image-ref.js';
-import { Redactor } from '../core/redact.js';
+import type { ImageRef } from '../core/image-ref.js';
 import type { LoadedManifest } from '../manifest/load.js';
-import { verifyManifest } from '../manifest/verify.js';
 import { makePlan } from '../plan/plan.js';
-import type { Plan } from '../plan/types.js';
-import { openPinStore } from '../promote/open.js';
-import type { PinStore } from '../promote/pin-store.js';
+import type { Plan, PlannedImage } from '../plan/types.js';
 import { type PromotionResult, promote } from '../promote/promote.js';
-import { openRegistry } from '../publish/open.js';
-import { moveMovingTags, type PushResult, pushImages } from '../publish/push.js';
-import type { Registry } from '../publish/registry.js';
+import { moveMovingTags, type PushedImage, type PushResult } from '../publish/push.js';
 import { templatesFromReceipt } from '../smoke/expected.js';
 import { recordSmoke } from '../smoke/record.js';
 import type { SmokeReport } from '../smoke/report.js';
 import { runSmoke } from '../smoke/run.js';
+import type { StagingReceipt } from '../stage/receipt.js';
 import { stageTemplates } from '../stage/stage.js';
+import { verifyManifest } from '../verify/verify.js';
+import { publishPlan } from './publish.js';
 
-/** Options of {@link release}. */
-export interface ReleaseOptions {
+/** What a release is asked to do. */
+export interface ReleaseRequest {
   /** Environment name rendered into tags (`staging`). */
   readonly env: string;
   /** The source revision (40 hex). */
   readonly sha: string;
-  /** `oci://…` or `ecr://…`. */
-  readonly registry: string;
-  /** Where smoke records and runtime pins live (`file:…` or `postgres://…`). */
-  readonly pinStore: string;
+  /** The source repository URL for the OCI `source` label, if known. */
+  readonly source?: string | null;
+  /** Who runs the release (recorded in smoke records and pin history). */
+  readonly by: string;
   /** Move every manifest pin to its image's verified digest at the end. */
   readonly promote?: boolean;
   readonly createRepos?: boolean;
   readonly buildArgs?: Readonly<Record<string, string>>;
   readonly noCache?: boolean;
-  /** Who runs the release (recorded in smoke records and pin history). */
-  readonly by: string;
   /** Running in CI: strict verification, and no smoke skip. */
   readonly ci?: boolean;
-  /** Environment for tokens and AWS configuration (never read from process.env inside). */
-  readonly processEnv?: NodeJS.ProcessEnv;
-  readonly source?: string | null;
-  readonly sink?: EventSink;
+  /** The template cache directory (default: the user cache). */
+  readonly cacheDir?: string;
   readonly signal?: AbortSignal;
   /** Receives each smoke report as soon as it exists (e.g. to write JUnit even when a later step fails). */
   readonly onSmokeReport?: (report: SmokeReport) => void;
 }
+
+/** The ports a release uses: all of them. */
+export type ReleasePorts = Pick<
+  Ports,
+  'engine' | 'registry' | 'pins' | 'verdicts' | 'sources' | 'sink' | 'clock' | 'redactor'
+>;
 
 /** What a release did, stage by stage. */
 export interface ReleaseResult {
@@ -58,127 +57,149 @@ export interface ReleaseResult {
 }
 
 /**
- * The whole pipeline, failing closed: verify -> stage -> plan -> build -> push immutable tags ->
- * smoke every pushed digest (recording each verdict) -> move the moving tags -> promote the pins.
- * A failure at any step leaves every moving tag and every pin where it was.
+ * The whole pipeline, failing closed: verify -> stage -> plan -> check the registry -> build ->
+ * push immutable tags -> smoke every pushed digest (recording each verdict) -> move the moving
+ * tags -> promote the pins. A failure at any step leaves every moving tag and every pin where it was.
  */
-export async function release(loaded: LoadedManifest, options: ReleaseOptions): Promise<ReleaseResult> {
-  const sink = options.sink ?? silentSink;
-  const env = options.processEnv ?? {};
-  const redactor = new Redactor().add(env.GITHUB_TOKEN, env.GITEA_TOKEN, env.SLIPWAY_REGISTRY_PASSWORD);
-  const common = { sink, ...(options.signal ? { signal: options.signal } : {}) };
-
+export async function release(
+  loaded: LoadedManifest,
+  request: ReleaseRequest,
+  ports: ReleasePorts,
+): Promise<ReleaseResult> {
   await verifyManifest(loaded, {
-    strict: options.ci ?? false,
-    env,
-    sink,
-    ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
+    strict: request.ci ?? false,
+    env: {},
+    sink: ports.sink,
+    ...(request.buildArgs ? { buildArgs: request.buildArgs } : {}),
   });
-  const receipt = await stageTemplates(loaded, { env, ...common });
+  const receipt = await stageTemplates(loaded, {
+    sources: ports.sources,
+    sink: ports.sink,
+    ...(request.cacheDir ? { cacheDir: request.cacheDir } : {}),
+    ...(request.signal ? { signal: request.signal } : {}),
+  });
   const plan = await makePlan(loaded, {
-    env: options.env,
-    sha: options.sha,
+    env: request.env,
+    sha: request.sha,
     receipt,
-    source: options.source ?? null,
-    ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
+    source: request.source ?? null,
+    ...(request.buildArgs ? { buildArgs: request.buildArgs } : {}),
   });
-  const built = await buildImages(loaded, plan, { noCache: options.noCache ?? false, ...common });
-
-  const registry: Registry = await openRegistry(options.registry, { env, redactor });
-  const pushed = await pushImages(plan, built, registry, {
-    createRepos: options.createRepos ?? false,
-    repositorySettings: loaded.manifest.publish.ecr,
-    holdMovingTags: true,
-    redactor,
-    ...common,
+  const { built, pushed } = await publishPlan(
+    loaded,
+    plan,
+    {
+      holdMovingTags: true,
+      createRepos: request.createRepos ?? false,
+      noCache: request.noCache ?? false,
+      ...(request.signal ? { signal: request.signal } : {}),
+    },
+    ports,
+  );
+  const smoke = await smokePushed(loaded, plan, pushed, receipt, request, ports);
+  const published = await moveMovingTags(plan, pushed, ports.registry, {
+    sink: ports.sink,
+    redactor: ports.redactor,
+    ...(request.signal ? { signal: request.signal } : {}),
   });
-
-  const store: PinStore = await openPinStore(options.pinStore, { cwd: loaded.dir });
-  try {
-    const smoke = await smokeAll(loaded, plan, pushed, registry, store, receipt, options, sink);
-    const published = await moveMovingTags(plan, pushed, registry, { redactor, ...common });
-    const promotions: PromotionResult[] = [];
-    if (options.promote) {
-      for (const pin of plan.pins) {
-        const image = published.images.find((i) => i.name === pin.image);
-        const planned = plan.images.find((i) => i.name === pin.image);
-        if (!image || !planned) {
-          throw new SlipwayError(
-            'PLAN_INVALID',
-            `runtime ${pin.runtime} is pinned to image ${pin.image}, which this release did not publish`,
-            {
-              resource: pin.runtime,
-              hint: 'release every image the manifest pins (do not limit the release to other images)',
-            },
-          );
-        }
-        promotions.push(
-          await promote(store, {
-            runtime: pin.runtime,
-            ref: ImageRef.parse(image.repository).withDigest(image.digest),
-            registry,
-            repository: planned.repository,
-            imageName: pin.image,
-            by: options.by,
-            reason: `release ${options.env} ${options.sha}`,
-            sink,
-          }),
-        );
-      }
-    }
-    return { plan, built, pushed: published, smoke, promotions };
-  } finally {
-    await store.close();
-  }
+  const promotions = request.promote ? await promotePins(plan, published, request, ports) : [];
+  return { plan, built, pushed: published, smoke, promotions };
 }
 
-async function smokeAll(
+/** The pushed image of a planned one, by digest, as a reference in the release's registry. */
+function pushedRef(planned: PlannedImage, pushed: PushResult, ports: Pick<Ports, 'registry'>): {
+  image: PushedImage;
+  ref: ImageRef;
+} {
+  const image = pushed.images.find((i) => i.name === planned.name);
+  if (!image) {
+    throw new SlipwayError('PLAN_INVALID', `image ${planned.name} was not pushed`, {
+      resource: planned.name,
+      hint: 'release every image the manifest pins (do not limit the release to other images)',
+    });
+  }
+  return { image, ref: ports.registry.imageName(planned.repository).withDigest(image.digest) };
+}
+
+/** Smokes every pushed digest in plan order, records each verdict, and stops at the first failure. */
+async function smokePushed(
   loaded: LoadedManifest,
   plan: Plan,
   pushed: PushResult,
-  registry: Registry,
-  store: PinStore,
-  receipt: Awaited<ReturnType<typeof stageTemplates>>,
-  options: ReleaseOptions,
-  sink: EventSink,
+  receipt: StagingReceipt,
+  request: ReleaseRequest,
+  ports: ReleasePorts,
 ): Promise<SmokeReport[]> {
-  const auth = await registry.engineAuth();
+  const auth = await ports.registry.engineAuth();
   const reports: SmokeReport[] = [];
   for (const planned of plan.images) {
-    const image = pushed.images.find((i) => i.name === planned.name);
-    if (!image)
-      throw new SlipwayError('PLAN_INVALID', `image ${planned.name} was not pushed`, {
-        resource: planned.name,
-      });
-    const spec = planned.smoke ?? undefined;
-    const templates = await templatesFromReceipt(
-      loaded,
-      receipt,
-      planned.templates.map((t) => t.name),
-    );
+    const { ref } = pushedRef(planned, pushed, ports);
     const report = await runSmoke({
-      image: `${image.repository}@${image.digest}`,
+      engine: ports.engine,
+      image: ref.toString(),
       imageName: planned.name,
-      spec,
-      templates,
+      spec: planned.smoke ?? undefined,
+      templates: await templatesFromReceipt(
+        loaded,
+        receipt,
+        planned.templates.map((t) => t.name),
+      ),
       pull: { auth },
-      ci: options.ci ?? false,
-      sink,
-      ...(options.signal ? { signal: options.signal } : {}),
+      ci: request.ci ?? false,
+      sink: ports.sink,
+      ...(request.signal ? { signal: request.signal } : {}),
     });
     reports.push(report);
-    options.onSmokeReport?.(report);
-    await recordSmoke(store, report, { by: options.by, repository: image.repository });
+    request.onSmokeReport?.(report);
+    await recordSmoke(ports.verdicts, report, { by: request.by, repository: ref.name, at: ports.clock() });
     if (!report.passed) {
+      const failed = report.assertions.filter((a) => !a.passed).length;
       throw new SlipwayError(
         'SMOKE_FAILED',
-        `smoke failed for ${planned.name} (${image.repository}@${image.digest}): ${report.failure?.message ?? `${report.assertions.filter((a) => !a.passed).length} assertion(s) failed`}; moving tags and pins were not changed`,
+        `smoke failed for ${planned.name} (${ref}): ${report.failure?.message ?? `${failed} assertion(s) failed`}; moving tags and pins were not changed`,
         {
-          resource: `${image.repository}@${image.digest}`,
-          hint: `see the report above; reproduce with: slipway smoke ${planned.name} --ref ${image.repository}@${image.digest}`,
+          resource: ref.toString(),
+          hint: `see the report above; reproduce with: slipway smoke ${planned.name} --ref ${ref}`,
         },
       );
     }
   }
   return reports;
+}
+
+/** Moves every manifest pin to its image's verified, published digest. */
+async function promotePins(
+  plan: Plan,
+  published: PushResult,
+  request: ReleaseRequest,
+  ports: ReleasePorts,
+): Promise<PromotionResult[]> {
+  const promotions: PromotionResult[] = [];
+  for (const pin of plan.pins) {
+    const planned = plan.images.find((i) => i.name === pin.image);
+    if (!planned) {
+      throw new SlipwayError(
+        'PLAN_INVALID',
+        `runtime ${pin.runtime} is pinned to image ${pin.image}, which this release did not publish`,
+        {
+          resource: pin.runtime,
+          hint: 'release every image the manifest pins (do not limit the release to other images)',
+        },
+      );
+    }
+    const { ref } = pushedRef(planned, published, ports);
+    promotions.push(
+      await promote(ports.pins, {
+        runtime: pin.runtime,
+        ref,
+        registry: ports.registry,
+        repository: planned.repository,
+        imageName: pin.image,
+        by: request.by,
+        reason: `release ${request.env} ${request.sha}`,
+        sink: ports.sink,
+      }),
+    );
+  }
+  return promotions;
 }

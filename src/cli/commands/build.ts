@@ -43,13 +43,17 @@ export function registerBuild(program: Command, cli: Cli): void {
         await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
         plan = await planFromOptions(cli, loaded, images, opts);
       }
-      const built = await buildImages(loaded, plan, {
-        only: images,
-        noCache: !opts.cache,
-        buildkit: opts.buildkit,
-        sink: cli.sink,
-        ...(cli.io.signal ? { signal: cli.io.signal } : {}),
-      });
+      const built = await cli.withPorts({}, (ports) =>
+        buildImages(loaded, plan, {
+          engine: ports.engine,
+          only: images,
+          noCache: !opts.cache,
+          buildkit: opts.buildkit,
+          sink: ports.sink,
+          now: ports.clock,
+          ...(cli.io.signal ? { signal: cli.io.signal } : {}),
+        }),
+      );
       const list = Object.values(built);
       cli.print(
         { ok: true, env: plan.env, sha: plan.sha, images: list },

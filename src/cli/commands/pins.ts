@@ -1,11 +1,11 @@
-import path from 'node:path';
 import type { Command } from 'commander';
+import { pinStoreUrlFor, resolveActor } from '../../app/settings.js';
+import { SlipwayError } from '../../core/errors.js';
 import { ImageRef, isDigest } from '../../core/image-ref.js';
 import type { LoadedManifest } from '../../manifest/load.js';
-import { migratePinStore, openPinStore, type PinStoreOptions } from '../../promote/open.js';
+import { migratePinStore } from '../../promote/open.js';
 import type { PinStore } from '../../promote/pin-store.js';
 import { type PromotionResult, promote, rollback } from '../../promote/promote.js';
-import { openRegistry } from '../../publish/open.js';
 import type { Registry } from '../../publish/registry.js';
 import type { Cli } from '../cli.js';
 
@@ -13,12 +13,23 @@ interface PinsOptions {
   store?: string;
 }
 
-/** The actor recorded in history: --by, else the CI/user environment, else `unknown`. */
-export function actorFrom(env: NodeJS.ProcessEnv, by?: string): string {
-  for (const v of [by, env.SLIPWAY_ACTOR, env.GITHUB_ACTOR, env.GITEA_ACTOR, env.USER]) {
-    if (v?.trim()) return v.trim();
+/** The actor recorded in history: `--by`, else the environment or the git user, else `unknown`. */
+export async function actorFor(cli: Cli, dir: string, by?: string): Promise<string> {
+  return (await resolveActor(cli.settings, dir, by)) ?? 'unknown';
+}
+
+/**
+ * The actor for an audited override (a forced promotion, a rollback): refused when nobody can be
+ * named, since an audit record that says "unknown" audits nothing.
+ */
+export async function requireActor(cli: Cli, dir: string, by: string | undefined, what: string): Promise<string> {
+  const actor = await resolveActor(cli.settings, dir, by);
+  if (actor === null) {
+    throw new SlipwayError('GATE_REFUSED', `refusing ${what}: nobody can be named as its actor for the audit trail`, {
+      hint: 'pass --by NAME (or set SLIPWAY_ACTOR; in CI, GITHUB_ACTOR / GITEA_ACTOR are used)',
+    });
   }
-  return 'unknown';
+  return actor;
 }
 
 /** `slipway pins …`: migrate, list, history, promote and roll back runtime image pins. */
@@ -33,22 +44,14 @@ export function registerPins(program: Command, cli: Cli): void {
 
   const storeUrl = async (manifest?: LoadedManifest): Promise<string> => {
     const o = pins.opts<PinsOptions>();
-    const url = o.store ?? cli.io.env.SLIPWAY_PIN_STORE;
     // The library keeps the password out of every description and error (describePostgresUrl,
     // translatePgError), so output stays readable even when the password is an ordinary word.
-    if (url) return url;
+    if (o.store ?? cli.settings.pinStoreUrl) return pinStoreUrlFor(cli.settings, cli.io.cwd, o.store);
     const m = manifest ?? (await cli.loadManifest());
-    return `file:${path.join(m.dir, '.slipway', 'pins.json')}`;
+    return pinStoreUrlFor(cli.settings, m.dir);
   };
-  const storeOptions = (): PinStoreOptions => ({ cwd: cli.io.cwd });
-  const withStore = async <T>(url: string, fn: (store: PinStore) => Promise<T>): Promise<T> => {
-    const store = await openPinStore(url, storeOptions());
-    try {
-      return await fn(store);
-    } finally {
-      await store.close();
-    }
-  };
+  const withStore = <T>(url: string, fn: (store: PinStore) => Promise<T>): Promise<T> =>
+    cli.withPorts({ pinStore: url }, (ports) => fn(ports.pins));
   const runtimeOf = (loaded: LoadedManifest, runtime: string) => {
     const pin = loaded.manifest.pins[runtime];
     if (!pin) {
@@ -101,7 +104,7 @@ export function registerPins(program: Command, cli: Cli): void {
     .description('create or upgrade the pin store tables (idempotent; a file store is only checked)')
     .action(async () => {
       const url = await storeUrl();
-      const r = await migratePinStore(url, storeOptions());
+      const r = await migratePinStore(url, { cwd: cli.io.cwd });
       cli.print({ ok: true, ...r }, [
         r.applied.length
           ? `migrated ${r.store}: applied ${r.applied.join(', ')} (now at version ${r.version})`
@@ -182,10 +185,9 @@ export function registerPins(program: Command, cli: Cli): void {
         const ref = ImageRef.parse(imageRef);
         const registryUrl = opts.registry ?? loaded.manifest.publish.registry;
         const needsRegistry = ref.digest === undefined || opts.retag !== undefined;
-        let registry: Registry | undefined;
-        if (registryUrl && (needsRegistry || ref.registry === undefined || opts.registry !== undefined)) {
-          registry = await openRegistry(registryUrl, { env: cli.io.env, redactor: cli.redactor });
-        } else if (needsRegistry) {
+        const useRegistry =
+          registryUrl !== undefined && (needsRegistry || ref.registry === undefined || opts.registry !== undefined);
+        if (!useRegistry && needsRegistry) {
           cli.usage(
             ref.digest === undefined
               ? `${imageRef} is a tag: resolving it needs a registry`
@@ -193,14 +195,19 @@ export function registerPins(program: Command, cli: Cli): void {
             'pass --registry oci://host:port or ecr://…, or set publish.registry in the manifest',
           );
         }
+        const by = opts.force
+          ? await requireActor(cli, loaded.dir, opts.by, `a forced promotion of ${runtime}`)
+          : await actorFor(cli, loaded.dir, opts.by);
         const url = await storeUrl(loaded);
-        await withStore(url, async (store) => {
+        await cli.withPorts({ pinStore: url, registry: useRegistry ? registryUrl : undefined }, async (ports) => {
+          const registry = 'registry' in ports ? (ports.registry as Registry) : undefined;
+          const store = ports.pins;
           const result = await promote(store, {
             runtime,
             ref,
             repository,
             imageName,
-            by: actorFrom(cli.io.env, opts.by),
+            by,
             force: opts.force,
             dryRun: opts.dryRun,
             sink: cli.sink,
@@ -238,12 +245,13 @@ export function registerPins(program: Command, cli: Cli): void {
           to = Number(opts.to.replace(/^#/, ''));
           if (!Number.isInteger(to) || to <= 0) cli.usage(`--to ${opts.to} is not a history entry id`);
         }
+        const by = await requireActor(cli, loaded.dir, opts.by, `a rollback of ${runtime}`);
         const url = await storeUrl(loaded);
         await withStore(url, async (store) => {
           const result = await rollback(store, {
             runtime,
             imageName,
-            by: actorFrom(cli.io.env, opts.by),
+            by,
             force: opts.force,
             dryRun: opts.dryRun,
             sink: cli.sink,

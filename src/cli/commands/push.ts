@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { buildImages, selectImages } from '../../build/build.js';
 import { preflight } from '../../build/preflight.js';
 import type { Plan } from '../../plan/types.js';
-import { openRegistry } from '../../publish/open.js';
-import { prepareRepositories, pushImages } from '../../publish/push.js';
+import { publishPlan } from '../../release/publish.js';
 import type { Cli } from '../cli.js';
 import {
   collectBuildArg,
@@ -57,20 +55,19 @@ export function registerPush(program: Command, cli: Cli): void {
         await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
         plan = await planFromOptions(cli, loaded, images, { ...opts, env: opts.env });
       }
-      // The registry first: bad credentials or a missing repository fail in seconds, not after a build.
-      const registry = await openRegistry(url, { env: cli.io.env, redactor: cli.redactor });
-      const toPush = { ...plan, images: selectImages(plan, images) };
-      const signal = cli.io.signal ? { signal: cli.io.signal } : {};
-      const pushOptions = {
-        createRepos: opts.createRepos,
-        repositorySettings: loaded.manifest.publish.ecr,
-        sink: cli.sink,
-        redactor: cli.redactor,
-        ...signal,
-      };
-      await prepareRepositories(toPush, registry, pushOptions);
-      const built = await buildImages(loaded, plan, { only: images, sink: cli.sink, ...signal });
-      const result = await pushImages(toPush, built, registry, pushOptions);
+      // One pipeline with release: the registry and credentials are checked before anything is built.
+      const { pushed: result } = await cli.withPorts({ registry: url }, (ports) =>
+        publishPlan(
+          loaded,
+          plan,
+          {
+            only: images,
+            createRepos: opts.createRepos,
+            ...(cli.io.signal ? { signal: cli.io.signal } : {}),
+          },
+          ports,
+        ),
+      );
       cli.print(
         { ok: true, env: plan.env, sha: plan.sha, ...result },
         result.images.flatMap((i) => i.tags.map((t) => `${i.repository}:${t}@${i.digest}`)),

@@ -1,12 +1,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { pinStoreUrlFor } from '../../app/settings.js';
 import { gitHead, gitSource } from '../../plan/revision.js';
 import { release } from '../../release/release.js';
 import { toJUnitXml } from '../../smoke/junit.js';
 import { renderReport, type SmokeReport } from '../../smoke/report.js';
 import type { Cli } from '../cli.js';
-import { actorFrom } from './pins.js';
+import { actorFor } from './pins.js';
 import { collectBuildArg, parseBuildArgs } from './plan.js';
 
 interface ReleaseCommandOptions {
@@ -56,9 +57,8 @@ export function registerRelease(program: Command, cli: Cli): void {
       const loaded = await cli.loadManifest();
       const registry = opts.registry ?? loaded.manifest.publish.registry;
       if (!registry) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
-      const env = cli.io.env;
-      const pinStore =
-        opts.pins ?? env.SLIPWAY_PIN_STORE ?? `file:${path.join(loaded.dir, '.slipway', 'pins.json')}`;
+      const pinStore = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
+      const by = await actorFor(cli, loaded.dir, opts.by);
       const reports: SmokeReport[] = [];
       const writeJUnit = async () => {
         if (!opts.junit || reports.length === 0) return;
@@ -67,26 +67,23 @@ export function registerRelease(program: Command, cli: Cli): void {
         await writeFile(file, reports.map((r) => toJUnitXml(r)).join('\n'));
       };
       try {
-        const result = await release(loaded, {
+        const request = {
           env: opts.env,
           sha: opts.sha ?? (await gitHead(loaded.dir)),
-          registry,
-          pinStore,
+          source: await gitSource(loaded.dir),
+          by,
           promote: opts.promote,
           createRepos: opts.createRepos,
           buildArgs: parseBuildArgs(cli, opts.buildArg),
           noCache: !opts.cache,
-          by: actorFrom(env, opts.by),
-          ci: Boolean(env.CI),
-          processEnv: env,
-          source: await gitSource(loaded.dir),
-          sink: cli.sink,
+          ci: cli.settings.ci,
           ...(cli.io.signal ? { signal: cli.io.signal } : {}),
-          onSmokeReport: (report) => {
+          onSmokeReport: (report: SmokeReport) => {
             reports.push(report);
             for (const line of renderReport(report)) cli.log(line);
           },
-        });
+        };
+        const result = await cli.withPorts({ registry, pinStore }, (ports) => release(loaded, request, ports));
         const images = result.pushed.images.map((i) => ({
           name: i.name,
           repository: i.repository,

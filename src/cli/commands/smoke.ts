@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { ImageRef } from '../../core/image-ref.js';
-import { openPinStore } from '../../promote/open.js';
+import { pinStoreUrlFor } from '../../app/settings.js';
 import type { EngineAuth } from '../../publish/registry.js';
 import { templatesAsserted, templatesFromReceipt } from '../../smoke/expected.js';
 import { toJUnitXml } from '../../smoke/junit.js';
@@ -11,6 +11,7 @@ import { renderReport } from '../../smoke/report.js';
 import { runSmoke } from '../../smoke/run.js';
 import { readReceipt } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
+import { actorFor } from './pins.js';
 
 interface SmokeCommandOptions {
   ref?: string;
@@ -19,18 +20,6 @@ interface SmokeCommandOptions {
   allowSkip: boolean;
   pins?: string;
   timeout?: string;
-}
-
-/**
- * testcontainers reads its settings from process.env only. Offline there is no reaper image
- * (smoke removes its own containers anyway), and inside a container its host detection would
- * start a helper container; the caller's own values win, and `io.env` is never modified.
- */
-function configureTestcontainers(env: NodeJS.ProcessEnv): void {
-  const defaults = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1' };
-  for (const [k, v] of Object.entries(defaults)) {
-    if (process.env[k] === undefined) process.env[k] = env[k] ?? v;
-  }
 }
 
 /** `slipway smoke IMAGE --ref REF | --local ID`: boot the image, prove its identity, record the verdict. */
@@ -77,7 +66,6 @@ export function registerSmoke(program: Command, cli: Cli): void {
           names.length > 0 ? `images are: ${names.join(', ')}` : 'the manifest declares no images',
         );
       }
-      const env = cli.io.env;
       const receipt = await readReceipt(loaded);
       const templates = receipt
         ? await templatesFromReceipt(loaded, receipt, templatesAsserted(image.smoke))
@@ -87,27 +75,25 @@ export function registerSmoke(program: Command, cli: Cli): void {
           `[smoke] ${imageName} no staging receipt here: expected template digests come from the image labels`,
         );
 
-      let auth: EngineAuth | undefined;
-      if (ref) {
-        auth = {
-          ...(env.SLIPWAY_REGISTRY_USERNAME ? { username: env.SLIPWAY_REGISTRY_USERNAME } : {}),
-          ...(env.SLIPWAY_REGISTRY_PASSWORD ? { password: env.SLIPWAY_REGISTRY_PASSWORD } : {}),
-          ...(ref.registry ? { serveraddress: ref.registry } : {}),
-        };
-      }
-      configureTestcontainers(env);
-      const report = await runSmoke({
-        image: ref ? ref.toString() : (opts.local ?? ''),
-        imageName,
-        spec: image.smoke,
-        templates,
-        ...(auth ? { pull: { auth } } : {}),
-        allowSkip: opts.allowSkip,
-        ci: Boolean(env.CI),
-        ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
-        sink: cli.sink,
-        ...(cli.io.signal ? { signal: cli.io.signal } : {}),
-      });
+      // Pull credentials come from the settings; the registry host from the reference itself.
+      const auth: EngineAuth | undefined = ref
+        ? { ...cli.settings.registryCredentials, ...(ref.registry ? { serveraddress: ref.registry } : {}) }
+        : undefined;
+      const report = await cli.withPorts({}, (ports) =>
+        runSmoke({
+          engine: ports.engine,
+          image: ref ? ref.toString() : (opts.local ?? ''),
+          imageName,
+          spec: image.smoke,
+          templates,
+          ...(auth ? { pull: { auth } } : {}),
+          allowSkip: opts.allowSkip,
+          ci: cli.settings.ci,
+          ...(timeoutSeconds === undefined ? {} : { timeoutSeconds }),
+          sink: ports.sink,
+          ...(cli.io.signal ? { signal: cli.io.signal } : {}),
+        }),
+      );
 
       if (opts.junit) {
         const file = cli.resolve(opts.junit);
@@ -116,19 +102,15 @@ export function registerSmoke(program: Command, cli: Cli): void {
       }
       cli.print(report, renderReport(report));
 
-      if (report.digest && !report.skipped) {
-        const url =
-          opts.pins ?? env.SLIPWAY_PIN_STORE ?? `file:${path.join(loaded.dir, '.slipway', 'pins.json')}`;
-        const store = await openPinStore(url, { cwd: cli.io.cwd });
-        try {
-          const by = env.SLIPWAY_ACTOR ?? env.GITHUB_ACTOR ?? env.GITEA_ACTOR ?? env.USER ?? 'unknown';
-          await recordSmoke(store, report, { by });
+      if (report.digest && !report.skipped && ref) {
+        const url = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
+        const by = await actorFor(cli, loaded.dir);
+        await cli.withPorts({ pinStore: url }, async (ports) => {
+          await recordSmoke(ports.verdicts, report, { by, repository: ref.name, at: ports.clock() });
           cli.log(
-            `[smoke] ${imageName} recorded ${report.passed ? 'a pass' : 'a failure'} for ${report.digest} in ${store.description}`,
+            `[smoke] ${imageName} recorded ${report.passed ? 'a pass' : 'a failure'} for ${report.digest} in ${ports.pins.description}`,
           );
-        } finally {
-          await store.close();
-        }
+        });
       }
       const code = report.failure?.code;
       cli.exitCode =

@@ -16,17 +16,20 @@ export function registerStage(program: Command, cli: Cli): void {
     .option('--no-cache', 'fetch every template again and leave the cache untouched')
     .action(async (opts: { only?: string[]; cacheDir?: string; cache: boolean }) => {
       const loaded = await cli.loadManifest();
-      const contract = assertContract(loaded, { strict: Boolean(cli.io.env.CI) });
+      const contract = assertContract(loaded, { strict: cli.settings.ci });
       for (const w of contract.warnings)
         cli.log(`warning: ${w.at}: ${w.message}${w.hint ? ` (hint: ${w.hint})` : ''}`);
-      const receipt = await stageTemplates(loaded, {
-        env: cli.io.env,
-        sink: cli.sink,
-        noCache: !opts.cache,
-        ...(opts.only ? { only: opts.only } : {}),
-        ...(opts.cacheDir ? { cacheDir: cli.resolve(opts.cacheDir) } : {}),
-        ...(cli.io.signal ? { signal: cli.io.signal } : {}),
-      });
+      const receipt = await cli.withPorts({}, (ports) =>
+        stageTemplates(loaded, {
+          sources: ports.sources,
+          env: cli.settings.env,
+          sink: ports.sink,
+          noCache: !opts.cache,
+          ...(opts.only ? { only: opts.only } : {}),
+          ...(opts.cacheDir ? { cacheDir: cli.resolve(opts.cacheDir) } : {}),
+          ...(cli.io.signal ? { signal: cli.io.signal } : {}),
+        }),
+      );
       const rows = Object.values(receipt.templates).map((t) => [
         t.name,
         t.ref === null ? '(path)' : t.ref.slice(0, 12),

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { isSlipwayError } from '../../core/errors.js';
 import { ImageRef } from '../../core/image-ref.js';
 import { copyImage } from '../../publish/copy.js';
-import { openRegistry } from '../../publish/open.js';
 import type { RepositorySettings } from '../../publish/registry.js';
 import type { Cli } from '../cli.js';
 
@@ -35,12 +34,13 @@ export function registerTag(program: Command, cli: Cli): void {
         settings = loaded?.manifest.publish.ecr;
       }
       if (!url) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
-      const registry = await openRegistry(url, { env: cli.io.env, redactor: cli.redactor });
-      const result = await copyImage(source, target, registry, {
-        createRepos: opts.createRepos,
-        ...(settings ? { repositorySettings: settings } : {}),
-        sink: cli.sink,
-      });
+      const result = await cli.withPorts({ registry: url }, (ports) =>
+        copyImage(source, target, ports.registry, {
+          createRepos: opts.createRepos,
+          ...(settings ? { repositorySettings: settings } : {}),
+          sink: ports.sink,
+        }),
+      );
       cli.print(
         {
           ok: true,

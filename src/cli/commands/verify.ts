@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { verifyManifest } from '../../manifest/verify.js';
+import { verifyManifest } from '../../verify/verify.js';
 import type { Cli } from '../cli.js';
 
 /** `slipway verify [--remote] [--strict]`: the pinning contract (and, with --remote, the pins' existence). */
@@ -13,12 +13,15 @@ export function registerVerify(program: Command, cli: Cli): void {
     .option('--strict', 'refuse unpinned local path sources (CI)', false)
     .action(async (opts: { remote: boolean; strict: boolean }) => {
       const loaded = await cli.loadManifest();
-      const result = await verifyManifest(loaded, {
-        remote: opts.remote,
-        strict: opts.strict || Boolean(cli.io.env.CI),
-        env: cli.io.env,
-        sink: cli.sink,
-      });
+      const result = await cli.withPorts({}, (ports) =>
+        verifyManifest(loaded, {
+          remote: opts.remote,
+          strict: opts.strict || cli.settings.ci,
+          sources: ports.sources,
+          env: cli.settings.env,
+          sink: ports.sink,
+        }),
+      );
       for (const w of result.warnings)
         cli.log(`warning: ${w.at}: ${w.message}${w.hint ? ` (hint: ${w.hint})` : ''}`);
       cli.print({ ok: true, manifest: loaded.file, ...result }, [

@@ -1,0 +1,105 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { type DockerConnection, dockerConnectionFromEnv } from '../engine/docker-connection.js';
+import type { SourceTokens } from '../sources/index.js';
+
+/**
+ * Everything Slipway takes from its process: read once, here, at the edge. Library code below
+ * `src/app` never looks at `process.env`; it is handed these values (or ports built from them).
+ */
+export interface Settings {
+  /** Running in CI (`CI` set): strict verification, no smoke skips. */
+  readonly ci: boolean;
+  /** The pin store URL from `SLIPWAY_PIN_STORE`, if set. */
+  readonly pinStoreUrl: string | undefined;
+  /** OCI registry credentials (`SLIPWAY_REGISTRY_USERNAME` / `SLIPWAY_REGISTRY_PASSWORD`). */
+  readonly registryCredentials: { readonly username?: string; readonly password?: string };
+  /** Tokens for template sources (`SLIPWAY_GIT_TOKEN`, `GITHUB_TOKEN`, `GITEA_TOKEN`). */
+  readonly sourceTokens: SourceTokens;
+  /** How to reach the Docker engine (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`). */
+  readonly docker: DockerConnection;
+  /** Actor candidates, most specific first: `SLIPWAY_ACTOR`, the CI actor, then `USER`. */
+  readonly actors: readonly string[];
+  /**
+   * The environment itself, for what needs a whole one: git subprocesses (PATH, HOME), the AWS
+   * SDK's credential and region chain, the template cache location.
+   */
+  readonly env: NodeJS.ProcessEnv;
+  /** Every secret value the process holds, so output can be scrubbed of them. */
+  readonly secrets: readonly string[];
+  /** `SLIPWAY_DEBUG`: show stack traces of unexpected errors. */
+  readonly debug: boolean;
+}
+
+const SECRET_VARIABLES = [
+  'GITHUB_TOKEN',
+  'GITEA_TOKEN',
+  'SLIPWAY_GIT_TOKEN',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+  'SLIPWAY_REGISTRY_PASSWORD',
+] as const;
+
+const nonEmpty = (v: string | undefined): string | undefined => (v?.trim() ? v : undefined);
+
+/** Reads {@link Settings} from an environment (the CLI passes its own; tests pass a literal). */
+export function readSettings(env: NodeJS.ProcessEnv): Settings {
+  const username = nonEmpty(env.SLIPWAY_REGISTRY_USERNAME);
+  const password = nonEmpty(env.SLIPWAY_REGISTRY_PASSWORD);
+  const git = nonEmpty(env.SLIPWAY_GIT_TOKEN);
+  const github = nonEmpty(env.GITHUB_TOKEN);
+  const gitea = nonEmpty(env.GITEA_TOKEN);
+  return {
+    ci: Boolean(nonEmpty(env.CI)) && env.CI !== 'false',
+    pinStoreUrl: nonEmpty(env.SLIPWAY_PIN_STORE),
+    registryCredentials: {
+      ...(username ? { username } : {}),
+      ...(password ? { password } : {}),
+    },
+    sourceTokens: { ...(git ? { git } : {}), ...(github ? { github } : {}), ...(gitea ? { gitea } : {}) },
+    docker: dockerConnectionFromEnv(env),
+    actors: [env.SLIPWAY_ACTOR, env.GITHUB_ACTOR, env.GITEA_ACTOR, env.USER]
+      .map((v) => v?.trim())
+      .filter((v): v is string => Boolean(v)),
+    env,
+    secrets: SECRET_VARIABLES.map((k) => env[k]).filter((v): v is string => Boolean(v)),
+    debug: Boolean(nonEmpty(env.SLIPWAY_DEBUG)),
+  };
+}
+
+/** The embedded default pin store: `file:<manifest dir>/.slipway/pins.json`. */
+export function defaultPinStoreUrl(manifestDir: string): string {
+  return `file:${path.join(manifestDir, '.slipway', 'pins.json')}`;
+}
+
+/** The pin store a command uses: its flag, else `SLIPWAY_PIN_STORE`, else the embedded default. */
+export function pinStoreUrlFor(settings: Settings, manifestDir: string, flag?: string): string {
+  return nonEmpty(flag) ?? settings.pinStoreUrl ?? defaultPinStoreUrl(manifestDir);
+}
+
+const execFileAsync = promisify(execFile);
+
+/** `git config user.name` (else `user.email`) in `dir`, or undefined when git has no identity there. */
+async function gitUser(dir: string): Promise<string | undefined> {
+  for (const key of ['user.name', 'user.email']) {
+    try {
+      const { stdout } = await execFileAsync('git', ['config', '--get', key], { cwd: dir, timeout: 5_000 });
+      const v = stdout.trim();
+      if (v) return v;
+    } catch {
+      // Not a repository, no git, or the key is unset: try the next source.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Who is acting, for audit records: `--by`, then `SLIPWAY_ACTOR`, the CI actor (`GITHUB_ACTOR`,
+ * `GITEA_ACTOR`), `USER`, and last the git user of `dir`. Null when nobody can be named.
+ */
+export async function resolveActor(settings: Settings, dir: string, by?: string): Promise<string | null> {
+  const explicit = nonEmpty(by)?.trim();
+  if (explicit) return explicit;
+  return settings.actors[0] ?? (await gitUser(dir)) ?? null;
+}

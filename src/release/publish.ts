@@ -1,0 +1,68 @@
+import { type BuiltImage, buildImages, selectImages } from '../build/build.js';
+import type { Ports } from '../app/ports.js';
+import type { LoadedManifest } from '../manifest/load.js';
+import type { Plan } from '../plan/types.js';
+import { prepareRepositories, type PushResult, pushImages } from '../publish/push.js';
+
+/** What {@link publishPlan} is asked to do. */
+export interface PublishRequest {
+  /** Publish only these images (and their bases); default every image of the plan. */
+  readonly only?: readonly string[];
+  /** Create missing (ECR) repositories with the manifest's `publish.ecr` settings. */
+  readonly createRepos?: boolean;
+  /** Rebuild even when an up-to-date image exists. */
+  readonly noCache?: boolean;
+  readonly buildkit?: boolean;
+  /**
+   * Push and verify the immutable tags only; the caller moves the moving tags later (release
+   * does, once every pushed digest passed smoke).
+   */
+  readonly holdMovingTags?: boolean;
+  readonly signal?: AbortSignal;
+}
+
+/** The ports publishing uses. */
+export type PublishPorts = Pick<Ports, 'engine' | 'registry' | 'sink' | 'redactor' | 'clock'>;
+
+/** What {@link publishPlan} built and pushed. */
+export interface PublishResult {
+  readonly built: Record<string, BuiltImage>;
+  readonly pushed: PushResult;
+}
+
+/**
+ * The one publishing pipeline, shared by `push` and `release`, in one order: the registry and
+ * its credentials first (every repository checked, or created), so a bad password or a missing
+ * repository fails in seconds instead of after a build; then build; then push and verify.
+ */
+export async function publishPlan(
+  loaded: LoadedManifest,
+  plan: Plan,
+  request: PublishRequest,
+  ports: PublishPorts,
+): Promise<PublishResult> {
+  const only = request.only ?? [];
+  const toPush: Plan = { ...plan, images: selectImages(plan, only) };
+  const signal = request.signal ? { signal: request.signal } : {};
+  const pushOptions = {
+    engine: ports.engine,
+    createRepos: request.createRepos ?? false,
+    repositorySettings: loaded.manifest.publish.ecr,
+    holdMovingTags: request.holdMovingTags ?? false,
+    sink: ports.sink,
+    redactor: ports.redactor,
+    ...signal,
+  };
+  await prepareRepositories(toPush, ports.registry, pushOptions);
+  const built = await buildImages(loaded, plan, {
+    engine: ports.engine,
+    only,
+    noCache: request.noCache ?? false,
+    buildkit: request.buildkit ?? false,
+    sink: ports.sink,
+    now: ports.clock,
+    ...signal,
+  });
+  const pushed = await pushImages(toPush, built, ports.registry, pushOptions);
+  return { built, pushed };
+}

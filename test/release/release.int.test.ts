@@ -1,0 +1,221 @@
+/**
+ * release() as a library user calls it: with ports injected (the real engine, the real registry,
+ * a file pin store), not through the CLI. What a user observes: the registry's tags, the pin
+ * store's pins and history, and the events.
+ */
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import Docker from 'dockerode';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReleasePorts } from '../../src/release/release.js';
+import { release } from '../../src/release/release.js';
+import { type SlipwayError, isSlipwayError } from '../../src/core/errors.js';
+import { collectingSink } from '../../src/core/events.js';
+import { Redactor } from '../../src/core/redact.js';
+import { dockerConnectionFromEnv } from '../../src/engine/docker-connection.js';
+import { dockerEngine } from '../../src/engine/docker-engine.js';
+import { type LoadedManifest, loadManifest } from '../../src/manifest/load.js';
+import { FilePinStore } from '../../src/promote/file-store.js';
+import { openRegistry } from '../../src/publish/open.js';
+import type { Registry } from '../../src/publish/registry.js';
+import { sourceFor } from '../../src/sources/index.js';
+import { RegistryProxy } from '../support/registry-proxy.js';
+import { registryAddr, requireServices, rootImage } from '../support/services.js';
+
+const repoRoot = path.resolve(import.meta.dirname, '../..');
+const run = randomBytes(4).toString('hex');
+const prefix = `slipway-test/release-${run}`;
+const docker = new Docker();
+const dirs: string[] = [];
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
+    cwd,
+    encoding: 'utf8',
+  }).trim();
+}
+
+/**
+ * A temp copy of this repository's layout as its own git repository, the platform-agent template
+ * pinned at its own commit through the git source, exactly like the root manifest.
+ */
+function project(): { dir: string; commit(message: string): string; manifest(change?: (m: any) => void): void } {
+  const dir = mkdtempSync(path.join(tmpdir(), 'slipway-release-'));
+  dirs.push(dir);
+  for (const p of ['dockerfiles', 'templates/platform-agent', '.dockerignore'])
+    cpSync(path.join(repoRoot, p), path.join(dir, p), { recursive: true });
+  git(dir, 'init', '-q');
+  const commit = (message: string) => {
+    git(dir, 'add', '-A');
+    git(dir, 'commit', '-q', '-m', message);
+    return git(dir, 'rev-parse', 'HEAD');
+  };
+  const manifest = (change?: (m: any) => void) => {
+    const m = JSON.parse(readFileSync(path.join(repoRoot, 'manifest.json'), 'utf8'));
+    delete m.$schema;
+    m.templates['platform-agent'].ref = git(dir, 'rev-parse', 'HEAD');
+    m.images.platform.repository = `${prefix}/platform`;
+    m.images.platform.buildArgs = { ROOT_IMAGE: rootImage };
+    m.images['platform-agent'].repository = `${prefix}/molecule-platform-agent`;
+    change?.(m);
+    writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m, null, 2));
+  };
+  return { dir, commit, manifest };
+}
+
+const sha = () => randomBytes(20).toString('hex');
+
+async function portsFor(dir: string, registry: Registry) {
+  const sink = collectingSink();
+  const pins = new FilePinStore(`file:${path.join(dir, '.slipway', 'pins.json')}`);
+  const ports: ReleasePorts = {
+    engine: dockerEngine(dockerConnectionFromEnv(process.env)),
+    registry,
+    pins,
+    verdicts: pins,
+    sources: (template, ctx) => sourceFor(template, ctx),
+    sink,
+    clock: () => new Date(),
+    redactor: new Redactor(),
+  };
+  return { ports, sink, pins };
+}
+
+async function catchError(p: Promise<unknown>): Promise<SlipwayError> {
+  try {
+    await p;
+  } catch (err) {
+    if (isSlipwayError(err)) return err;
+    throw err;
+  }
+  throw new Error('expected the release to fail');
+}
+
+let registry: Registry;
+const cacheDir = mkdtempSync(path.join(tmpdir(), 'slipway-release-cache-'));
+dirs.push(cacheDir);
+
+beforeAll(async () => {
+  await requireServices(['docker', 'registry', 'rootImage']);
+  registry = await openRegistry(`oci://${registryAddr}`, {});
+});
+
+afterAll(async () => {
+  const images = await docker.listImages({ filters: { reference: [`*/${prefix}/*`, `${prefix}/*`] } });
+  for (const i of images) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('release() with injected ports', () => {
+  const p = project();
+  p.commit('template');
+  p.manifest();
+  let loaded: LoadedManifest;
+  let first: Awaited<ReturnType<typeof release>>;
+  const firstSha = sha();
+
+  it('publishes, smokes, moves the moving tags and promotes the pin', async () => {
+    loaded = await loadManifest(path.join(p.dir, 'manifest.json'));
+    const { ports, pins } = await portsFor(p.dir, registry);
+    first = await release(loaded, { env: 'rel', sha: firstSha, by: 'tester', promote: true, cacheDir }, ports);
+
+    expect(first.plan.images.map((i) => i.name)).toEqual(['platform', 'platform-agent']);
+    expect(first.smoke.map((r) => [r.imageName, r.passed])).toEqual([
+      ['platform', true],
+      ['platform-agent', true],
+    ]);
+    for (const image of first.pushed.images) {
+      const repo = image.name === 'platform' ? `${prefix}/platform` : `${prefix}/molecule-platform-agent`;
+      expect(await registry.resolve(repo, `rel-${firstSha}`)).toBe(image.digest);
+      expect(await registry.resolve(repo, 'rel-latest')).toBe(image.digest);
+      // Every verdict was recorded for the digest it is about.
+      expect((await pins.smokeRecords(image.digest)).map((r) => r.passed)).toEqual([true]);
+    }
+    const agent = first.pushed.images.find((i) => i.name === 'platform-agent');
+    const pin = await pins.getPin('platform-agent');
+    expect(pin?.digest).toBe(agent?.digest);
+    expect(pin?.updatedBy).toBe('tester');
+    expect((await pins.history('platform-agent')).length).toBe(1);
+  });
+
+  it('a re-run with the same inputs changes nothing', async () => {
+    const { ports, pins, sink } = await portsFor(p.dir, registry);
+    const again = await release(loaded, { env: 'rel', sha: firstSha, by: 'tester', promote: true, cacheDir }, ports);
+    expect(Object.values(again.built).map((b) => [b.name, b.reused])).toEqual([
+      ['platform', true],
+      ['platform-agent', true],
+    ]);
+    expect(again.pushed.images.map((i) => [i.name, i.digest, i.pushed])).toEqual(
+      first.pushed.images.map((i) => [i.name, i.digest, []]),
+    );
+    expect(again.promotions.map((r) => r.applied)).toEqual([false]);
+    expect((await pins.history('platform-agent')).length).toBe(1);
+    expect(sink.events.filter((e) => e.kind === 'step-start' && e.stage === 'build')).toEqual([]);
+  });
+
+  it('a smoke failure leaves the moving tags and the pins where they were', async () => {
+    // A new template commit (a new agent image) whose smoke spec cannot pass.
+    writeFileSync(path.join(p.dir, 'templates/platform-agent/prompts/extra.md'), `changed ${run}\n`);
+    p.commit('template change');
+    p.manifest((m) =>
+      m.images['platform-agent'].smoke.assertions.push({
+        kind: 'path',
+        name: 'a file the template does not have',
+        path: '/configs/not-there.yaml',
+        type: 'file',
+      }),
+    );
+    const changed = await loadManifest(path.join(p.dir, 'manifest.json'));
+    const { ports, pins } = await portsFor(p.dir, registry);
+    const pinBefore = await pins.getPin('platform-agent');
+    const secondSha = sha();
+    const err = await catchError(
+      release(changed, { env: 'rel', sha: secondSha, by: 'tester', promote: true, cacheDir }, ports),
+    );
+    expect(err.code).toBe('SMOKE_FAILED');
+    expect(err.message).toContain('moving tags and pins were not changed');
+
+    const agentRepo = `${prefix}/molecule-platform-agent`;
+    const newDigest = await registry.resolve(agentRepo, `rel-${secondSha}`);
+    const oldDigest = first.pushed.images.find((i) => i.name === 'platform-agent')?.digest;
+    // The new image was pushed under its immutable tag, but nothing moved to it.
+    expect(newDigest).not.toBeNull();
+    expect(newDigest).not.toBe(oldDigest);
+    expect(await registry.resolve(agentRepo, 'rel-latest')).toBe(oldDigest);
+    expect(await registry.resolve(`${prefix}/platform`, 'rel-latest')).toBe(
+      first.pushed.images.find((i) => i.name === 'platform')?.digest,
+    );
+    expect(await pins.getPin('platform-agent')).toEqual(pinBefore);
+    expect((await pins.smokeRecords(newDigest as string)).map((r) => r.passed)).toEqual([false]);
+  });
+});
+
+describe('release() with bad registry credentials', () => {
+  let proxy: RegistryProxy;
+  beforeAll(async () => {
+    proxy = await RegistryProxy.start({
+      upstream: registryAddr,
+      auth: { mode: 'basic', username: 'robot', password: `right-${run}` },
+    });
+  });
+  afterAll(async () => {
+    await proxy.close();
+  });
+
+  it('fails before anything is built, naming the registry', async () => {
+    const p = project();
+    p.commit('template');
+    p.manifest();
+    const loaded = await loadManifest(path.join(p.dir, 'manifest.json'));
+    const bad = await openRegistry(`oci://${proxy.addr}`, { username: 'robot', password: 'wrong-password' });
+    const { ports, sink } = await portsFor(p.dir, bad);
+    const err = await catchError(release(loaded, { env: 'rel', sha: sha(), by: 'tester', cacheDir }, ports));
+    expect(err.message).toContain('401');
+    expect(err.message).not.toContain('wrong-password');
+    expect(sink.events.filter((e) => e.stage === 'build')).toEqual([]);
+    expect(proxy.requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD')).toEqual([]);
+  });
+});
