@@ -5,6 +5,7 @@ import type { EventSink, SlipwayEvent } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import { type OpenedPorts, type PortRequest, withPorts } from '../app/open-ports.js';
 import { readSettings, type Settings } from '../app/settings.js';
+import { assertContract } from '../manifest/contract.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
 
 /** Where the CLI writes and what it reads from its process; injectable so tests run it in-process. */
@@ -73,9 +74,19 @@ export class Cli {
     return path.resolve(this.io.cwd, p);
   }
 
-  /** Loads the manifest named by --manifest. */
-  loadManifest(): Promise<LoadedManifest> {
-    return loadManifest(this.globals.manifest, { cwd: this.io.cwd });
+  /**
+   * Loads the manifest named by --manifest and holds it to the pinning contract before any work,
+   * so every command refuses a broken manifest with the message `verify` gives (exit 1).
+   * `verify` itself passes `contract: false`: it reports the contract with the preflight, together.
+   */
+  async loadManifest(options: { contract?: boolean } = {}): Promise<LoadedManifest> {
+    const loaded = await loadManifest(this.globals.manifest, { cwd: this.io.cwd });
+    if (options.contract !== false) {
+      const report = assertContract(loaded, { strict: this.settings.ci });
+      for (const w of report.warnings)
+        this.log(`warning: ${w.at}: ${w.message}${w.hint ? ` (hint: ${w.hint})` : ''}`);
+    }
+    return loaded;
   }
 
   /** Progress events rendered on stderr (plain lines, or NDJSON with --log-format ndjson). */

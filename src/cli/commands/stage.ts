@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { assertContract } from '../../manifest/contract.js';
 import { stageTemplates } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
 
@@ -16,9 +15,6 @@ export function registerStage(program: Command, cli: Cli): void {
     .option('--no-cache', 'fetch every template again and leave the cache untouched')
     .action(async (opts: { only?: string[]; cacheDir?: string; cache: boolean }) => {
       const loaded = await cli.loadManifest();
-      const contract = assertContract(loaded, { strict: cli.settings.ci });
-      for (const w of contract.warnings)
-        cli.log(`warning: ${w.at}: ${w.message}${w.hint ? ` (hint: ${w.hint})` : ''}`);
       const receipt = await cli.withPorts({}, (ports) =>
         stageTemplates(loaded, {
           sources: ports.sources,

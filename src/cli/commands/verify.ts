@@ -12,7 +12,7 @@ export function registerVerify(program: Command, cli: Cli): void {
     .option('--remote', 'also check that each pinned commit exists at its source', false)
     .option('--strict', 'refuse unpinned local path sources (CI)', false)
     .action(async (opts: { remote: boolean; strict: boolean }) => {
-      const loaded = await cli.loadManifest();
+      const loaded = await cli.loadManifest({ contract: false });
       const result = await cli.withPorts({}, (ports) =>
         verifyManifest(loaded, {
           remote: opts.remote,
