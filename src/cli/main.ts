@@ -83,13 +83,42 @@ function reportError(cli: Cli, err: SlipwayError): void {
   if (cli.globals.json) cli.print({ ok: false, error: err.toJSON() }, []);
 }
 
-// Run when executed directly (`tsx src/cli/main.ts`); bin/slipway.js imports the built copy.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+const SIGNAL_NUMBERS = { SIGINT: 2, SIGTERM: 15 } as const;
+
+/**
+ * Runs the CLI as a process (bin/slipway.js, or `tsx src/cli/main.ts`). SIGINT and SIGTERM abort
+ * the running command, which cleans up what it created (smoke containers and volumes) and leaves
+ * moving tags and pins as they were; the process then exits 130 or 143. A second signal exits at once.
+ */
+export async function runProcess(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
   const controller = new AbortController();
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => controller.abort(new SlipwayError('INTERRUPTED', `interrupted by ${sig}`)));
+  let received: keyof typeof SIGNAL_NUMBERS | undefined;
+  const onSignal = (sig: keyof typeof SIGNAL_NUMBERS) => {
+    if (received !== undefined) process.exit(128 + SIGNAL_NUMBERS[sig]);
+    received = sig;
+    process.stderr.write(`slipway: ${sig}: stopping and cleaning up (send it again to exit at once)\n`);
+    controller.abort(
+      new SlipwayError('INTERRUPTED', `interrupted by ${sig}`, {
+        hint: 'nothing half-changed was left: moving tags and pins move only at the end of a run',
+      }),
+    );
+  };
+  const handlers = (['SIGINT', 'SIGTERM'] as const).map((sig) => {
+    const h = () => onSignal(sig);
+    process.on(sig, h);
+    return [sig, h] as const;
+  });
+  try {
+    const code = await main(argv, { signal: controller.signal });
+    return received === undefined ? code : 128 + SIGNAL_NUMBERS[received];
+  } finally {
+    for (const [sig, h] of handlers) process.off(sig, h);
   }
-  process.exitCode = await main(process.argv.slice(2), { signal: controller.signal });
+}
+
+// Run when executed directly (`tsx src/cli/main.ts`); bin/slipway.js calls runProcess itself.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  process.exitCode = await runProcess();
 }
 
 export { SlipwayError };
