@@ -3,9 +3,8 @@
  * a file pin store), not through the CLI. What a user observes: the registry's tags, the pin
  * store's pins and history, and the events.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
@@ -23,48 +22,19 @@ import { openRegistry } from '../../src/publish/open.js';
 import type { Registry } from '../../src/publish/registry.js';
 import { sourceFor } from '../../src/sources/index.js';
 import { RegistryProxy } from '../support/registry-proxy.js';
-import { registryAddr, requireServices, rootImage } from '../support/services.js';
+import { type TempProject, tempProject } from '../support/project.js';
+import { registryAddr, requireServices } from '../support/services.js';
 
-const repoRoot = path.resolve(import.meta.dirname, '../..');
 const run = randomBytes(4).toString('hex');
 const prefix = `slipway-test/release-${run}`;
 const docker = new Docker();
 const dirs: string[] = [];
-
-function git(cwd: string, ...args: string[]): string {
-  return execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], {
-    cwd,
-    encoding: 'utf8',
-  }).trim();
-}
-
-/**
- * A temp copy of this repository's layout as its own git repository, the platform-agent template
- * pinned at its own commit through the git source, exactly like the root manifest.
- */
-function project(): { dir: string; commit(message: string): string; manifest(change?: (m: any) => void): void } {
-  const dir = mkdtempSync(path.join(tmpdir(), 'slipway-release-'));
-  dirs.push(dir);
-  for (const p of ['dockerfiles', 'templates/platform-agent', '.dockerignore'])
-    cpSync(path.join(repoRoot, p), path.join(dir, p), { recursive: true });
-  git(dir, 'init', '-q');
-  const commit = (message: string) => {
-    git(dir, 'add', '-A');
-    git(dir, 'commit', '-q', '-m', message);
-    return git(dir, 'rev-parse', 'HEAD');
-  };
-  const manifest = (change?: (m: any) => void) => {
-    const m = JSON.parse(readFileSync(path.join(repoRoot, 'manifest.json'), 'utf8'));
-    delete m.$schema;
-    m.templates['platform-agent'].ref = git(dir, 'rev-parse', 'HEAD');
-    m.images.platform.repository = `${prefix}/platform`;
-    m.images.platform.buildArgs = { ROOT_IMAGE: rootImage };
-    m.images['platform-agent'].repository = `${prefix}/molecule-platform-agent`;
-    change?.(m);
-    writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m, null, 2));
-  };
-  return { dir, commit, manifest };
-}
+const projects: TempProject[] = [];
+const project = () => {
+  const p = tempProject(prefix);
+  projects.push(p);
+  return p;
+};
 
 const sha = () => randomBytes(20).toString('hex');
 
@@ -107,12 +77,12 @@ afterAll(async () => {
   const images = await docker.listImages({ filters: { reference: [`*/${prefix}/*`, `${prefix}/*`] } });
   for (const i of images) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  for (const p of projects) p.remove();
 });
 
 describe('release() with injected ports', () => {
   const p = project();
-  p.commit('template');
-  p.manifest();
+  p.writeManifest();
   let loaded: LoadedManifest;
   let first: Awaited<ReturnType<typeof release>>;
   const firstSha = sha();
@@ -160,7 +130,7 @@ describe('release() with injected ports', () => {
     // A new template commit (a new agent image) whose smoke spec cannot pass.
     writeFileSync(path.join(p.dir, 'templates/platform-agent/prompts/extra.md'), `changed ${run}\n`);
     p.commit('template change');
-    p.manifest((m) =>
+    p.writeManifest((m) =>
       m.images['platform-agent'].smoke.assertions.push({
         kind: 'path',
         name: 'a file the template does not have',
@@ -207,8 +177,7 @@ describe('release() with bad registry credentials', () => {
 
   it('fails before anything is built, naming the registry', async () => {
     const p = project();
-    p.commit('template');
-    p.manifest();
+    p.writeManifest();
     const loaded = await loadManifest(path.join(p.dir, 'manifest.json'));
     const bad = await openRegistry(`oci://${proxy.addr}`, { username: 'robot', password: 'wrong-password' });
     const { ports, sink } = await portsFor(p.dir, bad);
