@@ -123,7 +123,6 @@ describe('interrupts through bin/slipway.js', () => {
     // A second release of a changed agent whose smoke never becomes ready, stopped by SIGTERM.
     p.commit('second');
     p.writeManifest((m) => {
-      m.images['platform-agent'].buildArgs = { CHANGE: run };
       m.images['platform-agent'].smoke = { ...neverReady };
     });
     const second = start(p.dir, [
@@ -136,6 +135,6 @@ describe('interrupts through bin/slipway.js', () => {
     expect(await smokeLeftovers('platform-agent')).toEqual({ containers: 0, volumes: 0 });
     expect(await registry.resolve(agentRepo, 'int-latest')).toBe(latestBefore);
     expect(await pins.getPin('platform-agent')).toEqual(pinBefore);
-    expect(pins.history ? (await pins.history('platform-agent')).length : 0).toBe(1);
+    expect((await pins.history('platform-agent')).length).toBe(1);
   });
 });
