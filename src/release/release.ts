@@ -4,7 +4,6 @@ import { type EventSink, silentSink } from '../core/events.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
 import type { LoadedManifest } from '../manifest/load.js';
-import { verifyManifest } from '../manifest/verify.js';
 import { makePlan } from '../plan/plan.js';
 import type { Plan } from '../plan/types.js';
 import { openPinStore } from '../promote/open.js';
@@ -18,6 +17,7 @@ import { recordSmoke } from '../smoke/record.js';
 import type { SmokeReport } from '../smoke/report.js';
 import { runSmoke } from '../smoke/run.js';
 import { stageTemplates } from '../stage/stage.js';
+import { verifyManifest } from '../verify/verify.js';
 
 /** Options of {@link release}. */
 export interface ReleaseOptions {

@@ -10,11 +10,11 @@ import { Redactor } from '../core/redact.js';
 import { checkContract } from '../manifest/contract.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind } from '../manifest/schema.js';
-import { type SourceTokens, sourceFor } from '../sources/index.js';
 import type { TreeSource } from '../sources/source.js';
+import { type SourceTokens, sourceFor } from '../sources/source-for.js';
+import { type MaterialiseResult, materialise, missingRequired } from '../sources/tree.js';
 import { type CacheKey, defaultCacheDir, TemplateCache } from './cache.js';
 import { RECEIPT_FILE, type StagedTemplate, type StagingReceipt } from './receipt.js';
-import { type MaterialiseResult, materialise, missingRequired } from './tree.js';
 
 /** Options for {@link stageTemplates}. */
 export interface StageOptions {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { buildImages, selectImages } from '../../build/build.js';
-import { preflight } from '../../build/preflight.js';
 import type { Plan } from '../../plan/types.js';
+import { preflight } from '../../preflight/preflight.js';
 import { openRegistry } from '../../publish/open.js';
 import { prepareRepositories, pushImages } from '../../publish/push.js';
 import type { Cli } from '../cli.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { verifyManifest } from '../../manifest/verify.js';
+import { verifyManifest } from '../../verify/verify.js';
 import type { Cli } from '../cli.js';
 
 /** `slipway verify [--remote] [--strict]`: the pinning contract (and, with --remote, the pins' existence). */

@@ -1,9 +1,9 @@
-import { preflight } from '../build/preflight.js';
 import type { ErrorDetail } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
+import { assertContract } from '../manifest/contract.js';
+import type { LoadedManifest } from '../manifest/load.js';
+import { preflight } from '../preflight/preflight.js';
 import { checkRemoteCommits } from '../sources/remote-check.js';
-import { assertContract } from './contract.js';
-import type { LoadedManifest } from './load.js';
 
 /** Options for {@link verifyManifest}. */
 export interface VerifyOptions {
