@@ -1,8 +1,9 @@
-import type { ErrorDetail } from '../core/errors.js';
+import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
-import { assertContract } from '../manifest/contract.js';
+import { checkContract, contractViolation, formatContractDetails } from '../manifest/contract.js';
+import { baseGraphBroken } from '../manifest/graph.js';
 import type { LoadedManifest } from '../manifest/load.js';
-import { preflight } from '../preflight/preflight.js';
+import { checkPreflight, formatPreflightDetails, preflightFailure } from '../preflight/preflight.js';
 import { checkRemoteCommits } from '../sources/remote-check.js';
 
 /** Options for {@link verifyManifest}. */
@@ -29,28 +30,34 @@ export interface VerifyResult {
 }
 
 /**
- * Verifies a loaded manifest: the pinning contract (always), then, as the later stages provide
- * them, Dockerfile preflight and (with `remote`) the existence of every pinned commit.
- * Throws the first failing check's SlipwayError.
+ * Verifies a loaded manifest: the pinning contract and the Dockerfile preflight, both always
+ * and reported together, then (with `remote`) the existence of every pinned commit. Throws
+ * CONTRACT_VIOLATION (listing the preflight's problems too), or PREFLIGHT_FAILED when only
+ * the Dockerfiles are wrong.
  */
 export async function verifyManifest(
   loaded: LoadedManifest,
   options: VerifyOptions = {},
 ): Promise<VerifyResult> {
   const sink = options.sink ?? silentSink;
-  const checks: string[] = [];
-  const contract = assertContract(loaded, { strict: options.strict ?? false });
-  checks.push('schema', 'pinning contract');
-  sink({
-    kind: 'step-done',
-    stage: 'verify',
-    subject: loaded.file,
-    message: 'schema and pinning contract hold',
-  });
-  const dockerfiles = await preflight(loaded, {
+  const checks: string[] = ['schema', 'pinning contract'];
+  const contract = checkContract(loaded.manifest, { strict: options.strict ?? false });
+  if (contract.errors.length === 0) {
+    sink({
+      kind: 'step-done',
+      stage: 'verify',
+      subject: loaded.file,
+      message: 'schema and pinning contract hold',
+    });
+  }
+  // A broken base graph is the contract's to report; preflight would echo it as a Dockerfile fault.
+  const dockerfiles = await checkPreflight(loaded, {
     sink,
+    skipBaseChecks: baseGraphBroken(loaded.manifest),
     ...(options.buildArgs ? { buildArgs: { ...options.buildArgs } } : {}),
   });
+  const failure = verifyFailure(loaded, contract.errors, dockerfiles.errors);
+  if (failure) throw failure;
   if (Object.keys(loaded.manifest.images).length > 0) checks.push('dockerfile preflight');
   if (options.remote) {
     const found = await checkRemoteCommits(loaded, { env: options.env ?? {}, sink });
@@ -70,4 +77,24 @@ export async function verifyManifest(
     warnings: [...contract.warnings, ...dockerfiles.warnings],
     checks,
   };
+}
+
+/** One error for every contract and preflight problem, or null when there is none. */
+function verifyFailure(
+  loaded: LoadedManifest,
+  contract: readonly ErrorDetail[],
+  preflight: readonly ErrorDetail[],
+): SlipwayError | null {
+  if (contract.length === 0) return preflight.length === 0 ? null : preflightFailure(loaded, preflight);
+  if (preflight.length === 0) return contractViolation(loaded, contract);
+  const count = (n: number) => `${n} problem${n === 1 ? '' : 's'}`;
+  return new SlipwayError(
+    'CONTRACT_VIOLATION',
+    `${loaded.file}: the pinning contract is broken (${count(contract.length)}):\n${formatContractDetails(contract)}\nand preflight found ${count(preflight.length)}:\n${formatPreflightDetails(preflight)}`,
+    {
+      resource: loaded.file,
+      details: [...contract, ...preflight],
+      hint: 'fix the manifest and the Dockerfiles; `slipway verify` re-checks both',
+    },
+  );
 }
