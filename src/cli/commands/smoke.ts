@@ -122,7 +122,7 @@ export function registerSmoke(program: Command, cli: Cli): void {
         const store = await openPinStore(url, { cwd: cli.io.cwd });
         try {
           const by = env.SLIPWAY_ACTOR ?? env.GITHUB_ACTOR ?? env.GITEA_ACTOR ?? env.USER ?? 'unknown';
-          await recordSmoke(store, report, { by });
+          await recordSmoke(store, report, { by, ...(ref ? { repository: ref } : {}) });
           cli.log(
             `[smoke] ${imageName} recorded ${report.passed ? 'a pass' : 'a failure'} for ${report.digest} in ${store.description}`,
           );
