@@ -28,7 +28,7 @@ export interface PlanInputs {
 
 /** {@link PlanInputs} plus the impure facts {@link makePlan} gathers. */
 export interface PurePlanInputs extends PlanInputs {
-  /** Context digest (see build/context.ts) by image name. */
+  /** Context digest (see preflight/context.ts) by image name. */
   readonly contextDigests: Readonly<Record<string, string>>;
 }
 

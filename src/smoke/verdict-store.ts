@@ -1,6 +1,6 @@
 /**
  * The smoke verdict store port: where smoke runs record their verdict per image digest, and
- * where promotion reads it back. The pin store implements it (see promote/pin-store.ts); only
+ * where promotion reads it back. The pin store port extends it, so every pin store keeps them; only
  * the calls Slipway makes are listed.
  */
 
