@@ -1,7 +1,7 @@
 /**
  * Slipway's library API. The CLI (`src/cli`) is a thin layer over these exports; a control
  * plane or a CI script can call them directly. Folders follow the pipeline's stages:
- * manifest -> sources/stage -> plan/build -> publish -> smoke -> promote.
+ * manifest -> sources -> stage -> preflight/verify -> plan -> build -> publish -> smoke -> promote.
  */
 export * from './build/index.js';
 export * from './core/errors.js';
@@ -15,12 +15,14 @@ export * from './manifest/graph.js';
 export * from './manifest/json-schema.js';
 export * from './manifest/load.js';
 export * from './manifest/schema.js';
-export * from './manifest/verify.js';
 export * from './plan/plan.js';
 export * from './plan/types.js';
+export * from './preflight/index.js';
 export * from './promote/index.js';
 export * from './publish/index.js';
 export * from './release/release.js';
 export * from './smoke/index.js';
+export * from './sources/index.js';
 export * from './stage/index.js';
 export * from './stage/receipt.js';
+export * from './verify/verify.js';

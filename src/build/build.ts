@@ -6,9 +6,9 @@ import { LABELS } from '../core/labels.js';
 import { sha256Hex } from '../core/tree-digest.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import type { Plan, PlannedImage } from '../plan/types.js';
-import { contextDigest, type ExtraEntry, packContext, readBuildContext } from './context.js';
+import { contextDigest, type ExtraEntry, packContext, readBuildContext } from '../preflight/context.js';
+import { analyzeDockerfile, referencesBaseImage } from '../preflight/dockerfile.js';
 import { dockerBuildEngine } from './docker-engine.js';
-import { analyzeDockerfile, referencesBaseImage } from './dockerfile.js';
 import type { BuildEngine, BuiltImageInfo } from './engine.js';
 
 /** An image built (or found up to date) by {@link buildImages}. */

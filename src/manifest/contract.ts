@@ -151,18 +151,24 @@ export function checkContract(manifest: Manifest, options: ContractOptions = {})
 /** Throws a CONTRACT_VIOLATION listing every problem when the contract is broken. */
 export function assertContract(loaded: LoadedManifest, options: ContractOptions = {}): ContractReport {
   const report = checkContract(loaded.manifest, options);
-  if (report.errors.length > 0) {
-    throw new SlipwayError(
-      'CONTRACT_VIOLATION',
-      `${loaded.file}: the pinning contract is broken (${report.errors.length} problem${report.errors.length === 1 ? '' : 's'}):\n${report.errors
-        .map((d) => `  ${d.at}: ${d.message}${d.hint ? `\n    hint: ${d.hint}` : ''}`)
-        .join('\n')}`,
-      {
-        resource: loaded.file,
-        details: report.errors,
-        hint: 'fix the manifest; `slipway verify` re-checks it',
-      },
-    );
-  }
+  if (report.errors.length > 0) throw contractViolation(loaded, report.errors);
   return report;
+}
+
+/** The CONTRACT_VIOLATION error listing every problem. */
+export function contractViolation(loaded: LoadedManifest, errors: readonly ErrorDetail[]): SlipwayError {
+  return new SlipwayError(
+    'CONTRACT_VIOLATION',
+    `${loaded.file}: the pinning contract is broken (${errors.length} problem${errors.length === 1 ? '' : 's'}):\n${formatContractDetails(errors)}`,
+    {
+      resource: loaded.file,
+      details: [...errors],
+      hint: 'fix the manifest; `slipway verify` re-checks it',
+    },
+  );
+}
+
+/** Contract problems as indented `at: message` lines, each hint on the line below. */
+export function formatContractDetails(errors: readonly ErrorDetail[]): string {
+  return errors.map((d) => `  ${d.at}: ${d.message}${d.hint ? `\n    hint: ${d.hint}` : ''}`).join('\n');
 }

@@ -24,6 +24,15 @@ export function findBaseCycle(manifest: Pick<Manifest, 'images'>): string[] | nu
   return null;
 }
 
+/** True when the `base` graph cannot be built: an image is its own base, names a missing base, or bases form a cycle. */
+export function baseGraphBroken(manifest: Pick<Manifest, 'images'>): boolean {
+  const badBase = Object.entries(manifest.images).some(
+    ([name, image]) =>
+      image.base !== undefined && (image.base === name || !Object.hasOwn(manifest.images, image.base)),
+  );
+  return badBase || findBaseCycle(manifest) !== null;
+}
+
 /**
  * Image names in build order (every base before the images built on it), limited to `requested`
  * and their bases when given. Deterministic: ties break by name.

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SlipwayError } from '../core/errors.js';
 import { checkContract } from './contract.js';
-import { imageOrder } from './graph.js';
+import { baseGraphBroken, imageOrder } from './graph.js';
 import { manifestJsonSchema } from './json-schema.js';
 import { parseManifest } from './load.js';
 import type { ManifestInput } from './schema.js';
@@ -358,6 +358,17 @@ describe('image order', () => {
     } catch (err) {
       expect((err as SlipwayError).hint).toBe('known images: platform, platform-agent');
     }
+  });
+});
+
+describe('base graph', () => {
+  it('is broken by a missing base, a self base or a cycle, and sound otherwise', () => {
+    const withBase = (name: string, base: string) =>
+      parseManifest(JSON.stringify(patch((m) => (m.images[name].base = base))(good())), 'manifest.json');
+    expect(baseGraphBroken(parseManifest(JSON.stringify(good()), 'manifest.json'))).toBe(false);
+    expect(baseGraphBroken(withBase('platform-agent', 'nope'))).toBe(true);
+    expect(baseGraphBroken(withBase('platform', 'platform'))).toBe(true);
+    expect(baseGraphBroken(withBase('platform', 'platform-agent'))).toBe(true);
   });
 });
 

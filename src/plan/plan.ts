@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { contextDigest, readBuildContext } from '../build/context.js';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { TAG_RE } from '../core/image-ref.js';
 import { LABELS, templateDigestLabel, templateRefLabel } from '../core/labels.js';
 import { imageOrder } from '../manifest/graph.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { type Manifest, SmokeSpecSchema, type Tags } from '../manifest/schema.js';
+import { contextDigest, readBuildContext } from '../preflight/context.js';
 import type { StagingReceipt } from '../stage/receipt.js';
 import type { Plan, PlannedImage, PlannedPinMove, PlannedTemplate } from './types.js';
 
@@ -28,7 +28,7 @@ export interface PlanInputs {
 
 /** {@link PlanInputs} plus the impure facts {@link makePlan} gathers. */
 export interface PurePlanInputs extends PlanInputs {
-  /** Context digest (see build/context.ts) by image name. */
+  /** Context digest (see preflight/context.ts) by image name. */
   readonly contextDigests: Readonly<Record<string, string>>;
 }
 

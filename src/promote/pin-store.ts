@@ -3,6 +3,10 @@
  * Implementations: `file:PATH` (the embedded default, one JSON document) and `postgres://…`
  * (the control plane's `runtime_image_pins` table). Only the calls Slipway makes are listed.
  */
+import type { SmokeVerdictStore } from '../smoke/verdict-store.js';
+
+/** Re-exported for callers that import it from the pin store, where it used to live. */
+export type { SmokeRecord } from '../smoke/verdict-store.js';
 
 /** The image a runtime boots. */
 export interface PinRecord {
@@ -47,22 +51,8 @@ export interface PinHistoryEntry {
   readonly kind: 'promote' | 'rollback';
 }
 
-/** The outcome of one smoke run against one image digest. */
-export interface SmokeRecord {
-  /** Repository name without tag or digest, e.g. `127.0.0.1:5000/molecule-ai/molecule-platform-agent`. */
-  readonly repository: string;
-  readonly digest: string;
-  /** Digest of the smoke spec that was run (a changed spec needs a new run). */
-  readonly specDigest: string;
-  readonly passed: boolean;
-  readonly at: string;
-  readonly by: string;
-  /** A short human summary, e.g. "7/7 assertions passed". */
-  readonly summary: string;
-}
-
-/** The pin store port. */
-export interface PinStore {
+/** The pin store port; it also keeps the smoke verdicts promotion is gated on. */
+export interface PinStore extends SmokeVerdictStore {
   /** A description without credentials, e.g. `file:pins.json` or `postgres://127.0.0.1:5432/db`. */
   readonly description: string;
   getPin(runtime: string): Promise<PinRecord | null>;
@@ -75,8 +65,5 @@ export interface PinStore {
   compareAndSet(expectedDigest: string | null, change: PinChange): Promise<PinRecord>;
   /** The runtime's history, newest first. */
   history(runtime: string): Promise<PinHistoryEntry[]>;
-  recordSmoke(record: SmokeRecord): Promise<void>;
-  /** Smoke records for a digest, newest first. */
-  smokeRecords(digest: string): Promise<SmokeRecord[]>;
   close(): Promise<void>;
 }

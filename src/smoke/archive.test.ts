@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { treeDigest } from '../core/tree-digest.js';
-import { digestDirectory } from '../stage/tree.js';
+import { digestDirectory } from '../sources/tree.js';
 import {
   archiveDigest,
   archiveTreeEntries,

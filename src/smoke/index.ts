@@ -7,3 +7,4 @@ export * from './local-tree.js';
 export * from './record.js';
 export * from './report.js';
 export * from './run.js';
+export * from './verdict-store.js';

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Octokit } from '@octokit/rest';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
-import { extractTar, normaliseSubdir } from '../stage/extract.js';
+import { extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
 /** The GitHub REST API base used when a github source names none. */

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SlipwayError } from '../core/errors.js';
-import { extractTar, normaliseSubdir } from '../stage/extract.js';
+import { extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
 /** A git template source as written in the manifest. */

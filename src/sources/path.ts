@@ -1,8 +1,8 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { SlipwayError } from '../core/errors.js';
-import { materialise } from '../stage/tree.js';
 import type { SourceContext, TreeSource } from './source.js';
+import { materialise } from './tree.js';
 
 /** A local directory source as written in the manifest. */
 export interface PathSourceSpec {

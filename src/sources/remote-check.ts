@@ -4,7 +4,7 @@ import { type EventSink, silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind } from '../manifest/schema.js';
-import { type SourceTokens, sourceFor } from './index.js';
+import { type SourceTokens, sourceFor } from './source-for.js';
 
 /** Options for {@link checkRemoteCommits}. */
 export interface RemoteCheckOptions {

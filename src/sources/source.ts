@@ -7,7 +7,7 @@ import type { SourceKind } from '../manifest/schema.js';
 /**
  * The template source port: the only calls staging and `verify --remote` make on a place that
  * holds template trees (a git repository, a GitHub/Gitea API, a local directory). Implementations
- * live beside this file; {@link TreeSource} values come from `sourceFor` (sources/index.ts).
+ * live beside this file; {@link TreeSource} values come from `sourceFor` (sources/source-for.ts).
  */
 export interface TreeSource {
   readonly kind: SourceKind;

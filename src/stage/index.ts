@@ -1,7 +1,3 @@
-/** Template staging and the template sources it fetches from (see stage.ts and ../sources). */
-export * from '../sources/index.js';
+/** Template staging: fetch each template through its source, materialise it, record the receipt (see stage.ts). */
 export * from './cache.js';
-export * from './extract.js';
-export * from './rules.js';
 export * from './stage.js';
-export * from './tree.js';

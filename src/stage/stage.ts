@@ -9,12 +9,17 @@ import { type EventSink, silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import { checkContract } from '../manifest/contract.js';
 import type { LoadedManifest } from '../manifest/load.js';
-import { sourceKind } from '../manifest/schema.js';
-import { type SourceTokens, sourceFor } from '../sources/index.js';
+import { sourceKind, type Template } from '../manifest/schema.js';
 import type { TreeSource } from '../sources/source.js';
+import { type SourceTokens, sourceFor } from '../sources/source-for.js';
+import {
+  type MaterialiseResult,
+  materialise,
+  missingRequired,
+  type SelectionOptions,
+} from '../sources/tree.js';
 import { type CacheKey, defaultCacheDir, TemplateCache } from './cache.js';
 import { RECEIPT_FILE, type StagedTemplate, type StagingReceipt } from './receipt.js';
-import { type MaterialiseResult, materialise, missingRequired } from './tree.js';
 
 /** Options for {@link stageTemplates}. */
 export interface StageOptions {
@@ -108,6 +113,20 @@ interface Prepared {
   readonly entry: StagedTemplate;
 }
 
+/** Everything one staging run's steps share. */
+interface StageRun {
+  readonly loaded: LoadedManifest;
+  readonly options: StageOptions;
+  /** The staging directory, absolute. */
+  readonly root: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly sink: EventSink;
+  readonly redactor: Redactor;
+  readonly cache: TemplateCache | undefined;
+  /** Aborted by the caller's signal, or by the first failing template to stop the others. */
+  readonly abort: AbortController;
+}
+
 /**
  * Stages the manifest's templates into `<manifestDir>/<stagingDir>/<name>/` and writes the
  * receipt. Every template is first materialised beside its target; only when all succeeded are
@@ -118,235 +137,374 @@ export async function stageTemplates(
   loaded: LoadedManifest,
   options: StageOptions = {},
 ): Promise<StagingReceipt> {
-  const sink = options.sink ?? silentSink;
-  const env = options.env ?? {};
-  const redactor = new Redactor();
-  const { manifest } = loaded;
   const names = selectTemplates(loaded, options.only);
   refuseUnpinned(loaded, names);
+  const run = openRun(loaded, options);
+  const stopForwarding = forwardAbort(options.signal, run.abort);
+  try {
+    return await withStagingLock(run.root, async () => {
+      await removeLeftovers(run.root);
+      const previous = await readReceipt(loaded).catch(() => null);
+      const prepared = await prepareAll(run, names);
+      const retired = await swapIntoPlace(run.root, prepared);
+      const receipt = receiptFor(loaded, prepared, previous);
+      await writeReceipt(loaded, receipt);
+      await removeDirectories(retired);
+      await removeStale(run.root, new Set(Object.keys(loaded.manifest.templates)), run.sink);
+      return receipt;
+    });
+  } finally {
+    stopForwarding();
+  }
+}
+
+/** The run's shared state, after refusing a staging directory outside the manifest's directory. */
+function openRun(loaded: LoadedManifest, options: StageOptions): StageRun {
+  const env = options.env ?? {};
   const root = stagingRoot(loaded);
   const rel = path.relative(loaded.dir, root);
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new SlipwayError(
       'STAGING_REFUSED',
-      `stagingDir "${manifest.stagingDir}" must be a directory inside ${loaded.dir}: Slipway owns it and removes what the manifest does not stage`,
+      `stagingDir "${loaded.manifest.stagingDir}" must be a directory inside ${loaded.dir}: Slipway owns it and removes what the manifest does not stage`,
       {
         resource: loaded.file,
         hint: 'use a dedicated directory such as .tenant-bundle-deps/workspace-configs-templates',
       },
     );
   }
-  const cache = options.noCache ? undefined : new TemplateCache(options.cacheDir ?? defaultCacheDir(env));
-  // A failing template stops the others early instead of letting them finish a doomed run.
-  const abort = new AbortController();
-  const onOuterAbort = () => abort.abort();
-  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  if (options.signal?.aborted) abort.abort();
+  return {
+    loaded,
+    options,
+    root,
+    env,
+    sink: options.sink ?? silentSink,
+    redactor: new Redactor(),
+    cache: options.noCache ? undefined : new TemplateCache(options.cacheDir ?? defaultCacheDir(env)),
+    abort: new AbortController(),
+  };
+}
 
+/** Aborts `abort` when the caller's signal does (or already did); returns the unsubscribe. */
+function forwardAbort(signal: AbortSignal | undefined, abort: AbortController): () => void {
+  const onAbort = () => abort.abort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) abort.abort();
+  return () => signal?.removeEventListener('abort', onAbort);
+}
+
+/** Runs `step` holding the staging directory's lock, creating the directory first. */
+async function withStagingLock<T>(root: string, step: () => Promise<T>): Promise<T> {
   try {
     await mkdir(root, { recursive: true });
   } catch (err) {
     throw fsFailure(err, root);
   }
-  const release = await lockStaging(root);
+  const unlock = await lockStaging(root);
   try {
-    await removeLeftovers(root);
-    const previous = await readReceipt(loaded).catch(() => null);
-    const limit = pLimit(Math.max(1, options.concurrency ?? 4));
-    const prepared: Prepared[] = [];
-    const failures: Array<{ name: string; err: unknown }> = [];
-    await Promise.all(
-      names.map((name) =>
-        limit(async () => {
-          if (abort.signal.aborted) return;
-          try {
-            prepared.push(await prepare(name));
-          } catch (err) {
-            failures.push({ name, err });
-            abort.abort();
-          }
-        }),
-      ),
-    );
-    if (failures.length > 0 || options.signal?.aborted) {
-      await Promise.all(prepared.map((p) => rm(p.temp, { recursive: true, force: true })));
-      const real = failures.find((f) => !isSlipwayError(f.err, 'INTERRUPTED')) ?? failures[0];
-      if (real === undefined)
-        throw new SlipwayError('INTERRUPTED', 'staging was interrupted', { resource: root });
-      sink({
-        kind: 'step-failed',
-        stage: 'stage',
-        subject: real.name,
-        message: redactor.redact(messageOf(real.err)),
-      });
-      throw scrub(real.err, real.name);
-    }
-
-    // All templates are complete: swap them in, then record them.
-    const retired: string[] = [];
-    for (const p of prepared.sort((a, b) => (a.name < b.name ? -1 : 1))) {
-      const target = path.join(root, p.name);
-      const old = path.join(root, `.${p.name}.old-${process.pid}-${Date.now()}`);
-      try {
-        await rename(target, old);
-        retired.push(old);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsFailure(err, target);
-      }
-      await rename(p.temp, target).catch((err) => {
-        throw fsFailure(err, target);
-      });
-    }
-    const templates: Record<string, StagedTemplate> = {};
-    const fresh = new Map(prepared.map((p) => [p.name, p.entry]));
-    for (const name of Object.keys(manifest.templates).sort()) {
-      const entry = fresh.get(name) ?? previous?.templates[name];
-      if (entry) templates[name] = entry;
-    }
-    const receipt: StagingReceipt = { version: 1, stagingDir: stagingDirOf(loaded), templates };
-    await writeFileAtomic(receiptPath(loaded), `${JSON.stringify(receipt, null, 2)}\n`);
-    await Promise.all(retired.map((d) => rm(d, { recursive: true, force: true })));
-    await removeStale(root, new Set(Object.keys(manifest.templates)), sink);
-    return receipt;
+    return await step();
   } finally {
-    options.signal?.removeEventListener('abort', onOuterAbort);
-    await release();
+    await unlock();
   }
+}
 
-  async function prepare(name: string): Promise<Prepared> {
-    const template = manifest.templates[name];
-    if (!template) throw new Error(`unknown template ${name}`);
-    const source = sourceFor(
-      template,
-      { subject: name, manifestDir: loaded.dir, env, redactor, sink, signal: abort.signal },
-      options.tokens,
-    );
-    const ref = sourceKind(template.source) === 'path' ? null : (template.ref ?? null);
-    const temp = path.join(root, `.${name}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
-    const selection = {
-      subject: name,
-      ...(template.include ? { include: template.include } : {}),
-      ...(template.exclude ? { exclude: template.exclude } : {}),
-      ...(template.allowSensitive ? { allowSensitive: template.allowSensitive } : {}),
-      sensitive: options.allowSensitive ? ('warn' as const) : ('refuse' as const),
-    };
-    try {
-      const result = await fetchAndMaterialise(source, ref, temp, selection);
-      for (const w of result.sensitiveStaged) {
-        sink({
-          kind: 'log',
-          stage: 'stage',
-          level: 'warn',
-          subject: name,
-          message: `staging credential-looking file ${w} because allowSensitive is set`,
-        });
-      }
-      const missing = missingRequired(result.entries, template.required);
-      if (missing.length > 0) {
-        throw new SlipwayError(
-          'REQUIRED_FILE_MISSING',
-          `template "${name}" at ${ref ?? 'its local path'} lacks required file${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (${source.description})`,
-          {
-            resource: `${name}:${missing[0]}`,
-            details: missing.map((m) => ({ at: `templates.${name}.required`, message: `${m} is missing` })),
-            hint: `add ${missing.join(', ')} to the template at that commit and pin the new commit, or check "subdir", "include" and "exclude"`,
-          },
-        );
-      }
-      const entry: StagedTemplate = {
-        name,
-        source: source.description,
-        ref,
-        digest: result.digest,
-        files: result.files,
-        bytes: result.bytes,
-        dir: path.posix.join(stagingDirOf(loaded), name),
-      };
-      sink({
-        kind: 'step-done',
-        stage: 'stage',
-        subject: name,
-        message: `staged ${result.files} files (${result.bytes} bytes), digest ${result.digest.slice(0, 19)}`,
-      });
-      return { name, temp, entry };
-    } catch (err) {
-      await rm(temp, { recursive: true, force: true });
-      throw err;
-    }
-  }
-
-  async function fetchAndMaterialise(
-    source: TreeSource,
-    ref: string | null,
-    temp: string,
-    selection: Parameters<typeof materialise>[2],
-  ): Promise<MaterialiseResult> {
-    const subject = selection.subject;
-    const at = ref === null ? '' : ` at ${ref.slice(0, 12)}`;
-    if (cache && source.cacheable && ref !== null) {
-      const key: CacheKey = { identity: source.identity, ref, subdir: source.subdir };
-      const hit = await cache.get(key);
-      if (hit) {
-        const result = await materialise(hit.tree, temp, selection);
-        if (result.sourceDigest === hit.sourceDigest) {
-          sink({
-            kind: 'step-done',
-            stage: 'source',
-            subject,
-            message: `${source.description}${at} from cache`,
-            skipped: true,
-          });
-          return result;
+/**
+ * Prepares every selected template beside its target, a few at a time. The first failure stops
+ * the others; then every prepared tree is removed and the failure thrown.
+ */
+async function prepareAll(run: StageRun, names: readonly string[]): Promise<Prepared[]> {
+  const limit = pLimit(Math.max(1, run.options.concurrency ?? 4));
+  const prepared: Prepared[] = [];
+  const failures: Array<{ name: string; err: unknown }> = [];
+  await Promise.all(
+    names.map((name) =>
+      limit(async () => {
+        if (run.abort.signal.aborted) return;
+        try {
+          prepared.push(await prepareTemplate(run, name));
+        } catch (err) {
+          failures.push({ name, err });
+          run.abort.abort();
         }
-        // Someone edited or damaged the cached copy: it is no longer the pinned commit's tree.
-        sink({
-          kind: 'log',
-          stage: 'source',
-          level: 'warn',
-          subject,
-          message: 'cached tree was modified; fetching again',
-        });
-        await rm(temp, { recursive: true, force: true });
-        await cache.remove(key);
-      }
-      const scratch = await cache.scratch();
-      try {
-        sink({
-          kind: 'step-start',
-          stage: 'source',
-          subject,
-          message: `fetching ${source.description}${at}`,
-        });
-        await source.fetchTree(ref, path.join(scratch, 'tree'));
-        sink({ kind: 'step-done', stage: 'source', subject, message: `fetched ${source.description}${at}` });
-        const result = await materialise(path.join(scratch, 'tree'), temp, selection);
-        await cache.commit(scratch, key, result.sourceDigest);
-        return result;
-      } finally {
-        await rm(scratch, { recursive: true, force: true });
-      }
-    }
-    const raw = `${temp}.src`;
-    try {
-      sink({ kind: 'step-start', stage: 'source', subject, message: `fetching ${source.description}${at}` });
-      await source.fetchTree(ref, raw);
-      sink({ kind: 'step-done', stage: 'source', subject, message: `fetched ${source.description}${at}` });
-      return await materialise(raw, temp, selection);
-    } finally {
-      await rm(raw, { recursive: true, force: true });
-    }
-  }
+      }),
+    ),
+  );
+  if (failures.length === 0 && !run.options.signal?.aborted) return prepared;
+  await removeDirectories(prepared.map((p) => p.temp));
+  // The templates stopped by the first failure report INTERRUPTED: name the real cause.
+  const real = failures.find((f) => !isSlipwayError(f.err, 'INTERRUPTED')) ?? failures[0];
+  if (real === undefined)
+    throw new SlipwayError('INTERRUPTED', 'staging was interrupted', { resource: run.root });
+  run.sink({
+    kind: 'step-failed',
+    stage: 'stage',
+    subject: real.name,
+    message: run.redactor.redact(messageOf(real.err)),
+  });
+  throw scrub(run, real.err, real.name);
+}
 
-  // Errors leave the library redacted: a tool may have echoed a token into a message.
-  function scrub(err: unknown, name: string): unknown {
-    if (isSlipwayError(err)) {
-      err.message = redactor.redact(err.message);
-      return err;
+/** One template: fetched (or from the cache), materialised, required files verified, recorded. */
+async function prepareTemplate(run: StageRun, name: string): Promise<Prepared> {
+  const template = run.loaded.manifest.templates[name];
+  if (!template) throw new Error(`unknown template ${name}`);
+  const source = sourceFor(
+    template,
+    {
+      subject: name,
+      manifestDir: run.loaded.dir,
+      env: run.env,
+      redactor: run.redactor,
+      sink: run.sink,
+      signal: run.abort.signal,
+    },
+    run.options.tokens,
+  );
+  const ref = sourceKind(template.source) === 'path' ? null : (template.ref ?? null);
+  const temp = path.join(run.root, `.${name}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
+  try {
+    const result = await fetchAndMaterialise(run, source, ref, temp, selectionOf(run, name, template));
+    warnSensitiveStaged(run, name, result.sensitiveStaged);
+    verifyRequired(name, template, ref, source, result);
+    return { name, temp, entry: recordStaged(run, name, source, ref, result) };
+  } catch (err) {
+    await rm(temp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Which files of the template's tree are staged, and what a credential-looking one does. */
+function selectionOf(run: StageRun, name: string, template: Template): SelectionOptions {
+  return {
+    subject: name,
+    ...(template.include ? { include: template.include } : {}),
+    ...(template.exclude ? { exclude: template.exclude } : {}),
+    ...(template.allowSensitive ? { allowSensitive: template.allowSensitive } : {}),
+    sensitive: run.options.allowSensitive ? 'warn' : 'refuse',
+  };
+}
+
+/** The template's tree materialised into `temp`: from the cache when it holds the pinned tree intact, else fetched. */
+async function fetchAndMaterialise(
+  run: StageRun,
+  source: TreeSource,
+  ref: string | null,
+  temp: string,
+  selection: SelectionOptions,
+): Promise<MaterialiseResult> {
+  const { cache } = run;
+  if (!cache || !source.cacheable || ref === null) return fetchDirect(run, source, ref, temp, selection);
+  const key: CacheKey = { identity: source.identity, ref, subdir: source.subdir };
+  return (
+    (await fromCache(run, cache, key, source, temp, selection)) ??
+    (await fetchIntoCache(run, cache, key, source, temp, selection))
+  );
+}
+
+/** The cached tree materialised, or null (after discarding it) when there is none or it was modified. */
+async function fromCache(
+  run: StageRun,
+  cache: TemplateCache,
+  key: CacheKey,
+  source: TreeSource,
+  temp: string,
+  selection: SelectionOptions,
+): Promise<MaterialiseResult | null> {
+  const subject = selection.subject;
+  const hit = await cache.get(key);
+  if (!hit) return null;
+  const result = await materialise(hit.tree, temp, selection);
+  if (result.sourceDigest === hit.sourceDigest) {
+    run.sink({
+      kind: 'step-done',
+      stage: 'source',
+      subject,
+      message: `${source.description}${atRef(key.ref)} from cache`,
+      skipped: true,
+    });
+    return result;
+  }
+  // Someone edited or damaged the cached copy: it is no longer the pinned commit's tree.
+  run.sink({
+    kind: 'log',
+    stage: 'source',
+    level: 'warn',
+    subject,
+    message: 'cached tree was modified; fetching again',
+  });
+  await rm(temp, { recursive: true, force: true });
+  await cache.remove(key);
+  return null;
+}
+
+/** Fetches into the cache's scratch space, materialises from there, then commits it to the cache. */
+async function fetchIntoCache(
+  run: StageRun,
+  cache: TemplateCache,
+  key: CacheKey,
+  source: TreeSource,
+  temp: string,
+  selection: SelectionOptions,
+): Promise<MaterialiseResult> {
+  const scratch = await cache.scratch();
+  try {
+    await fetchTree(run, source, key.ref, path.join(scratch, 'tree'), selection.subject);
+    const result = await materialise(path.join(scratch, 'tree'), temp, selection);
+    await cache.commit(scratch, key, result.sourceDigest);
+    return result;
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** Fetches beside the target and materialises from there, leaving no cache entry. */
+async function fetchDirect(
+  run: StageRun,
+  source: TreeSource,
+  ref: string | null,
+  temp: string,
+  selection: SelectionOptions,
+): Promise<MaterialiseResult> {
+  const raw = `${temp}.src`;
+  try {
+    await fetchTree(run, source, ref, raw, selection.subject);
+    return await materialise(raw, temp, selection);
+  } finally {
+    await rm(raw, { recursive: true, force: true });
+  }
+}
+
+/** The source's tree at `ref` into `dest`, announced before and after. */
+async function fetchTree(
+  run: StageRun,
+  source: TreeSource,
+  ref: string | null,
+  dest: string,
+  subject: string,
+): Promise<void> {
+  const at = atRef(ref);
+  run.sink({ kind: 'step-start', stage: 'source', subject, message: `fetching ${source.description}${at}` });
+  await source.fetchTree(ref, dest);
+  run.sink({ kind: 'step-done', stage: 'source', subject, message: `fetched ${source.description}${at}` });
+}
+
+/** ` at <short commit>` for messages, or nothing for a local path. */
+function atRef(ref: string | null): string {
+  return ref === null ? '' : ` at ${ref.slice(0, 12)}`;
+}
+
+/** Warns about each credential-looking file staged because the run allows them. */
+function warnSensitiveStaged(run: StageRun, name: string, staged: readonly string[]): void {
+  for (const file of staged) {
+    run.sink({
+      kind: 'log',
+      stage: 'stage',
+      level: 'warn',
+      subject: name,
+      message: `staging credential-looking file ${file} because allowSensitive is set`,
+    });
+  }
+}
+
+/** Refuses a staged tree that lacks one of the template's `required` files. */
+function verifyRequired(
+  name: string,
+  template: Template,
+  ref: string | null,
+  source: TreeSource,
+  result: MaterialiseResult,
+): void {
+  const missing = missingRequired(result.entries, template.required);
+  if (missing.length === 0) return;
+  throw new SlipwayError(
+    'REQUIRED_FILE_MISSING',
+    `template "${name}" at ${ref ?? 'its local path'} lacks required file${missing.length === 1 ? '' : 's'} ${missing.join(', ')} (${source.description})`,
+    {
+      resource: `${name}:${missing[0]}`,
+      details: missing.map((m) => ({ at: `templates.${name}.required`, message: `${m} is missing` })),
+      hint: `add ${missing.join(', ')} to the template at that commit and pin the new commit, or check "subdir", "include" and "exclude"`,
+    },
+  );
+}
+
+/** The template's receipt entry, announced as staged. */
+function recordStaged(
+  run: StageRun,
+  name: string,
+  source: TreeSource,
+  ref: string | null,
+  result: MaterialiseResult,
+): StagedTemplate {
+  run.sink({
+    kind: 'step-done',
+    stage: 'stage',
+    subject: name,
+    message: `staged ${result.files} files (${result.bytes} bytes), digest ${result.digest.slice(0, 19)}`,
+  });
+  return {
+    name,
+    source: source.description,
+    ref,
+    digest: result.digest,
+    files: result.files,
+    bytes: result.bytes,
+    dir: path.posix.join(stagingDirOf(run.loaded), name),
+  };
+}
+
+/** Renames every prepared tree onto its target; returns the retired previous trees to remove. */
+async function swapIntoPlace(root: string, prepared: readonly Prepared[]): Promise<string[]> {
+  const retired: string[] = [];
+  for (const p of [...prepared].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const target = path.join(root, p.name);
+    const old = path.join(root, `.${p.name}.old-${process.pid}-${Date.now()}`);
+    try {
+      await rename(target, old);
+      retired.push(old);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsFailure(err, target);
     }
-    if (typeof (err as NodeJS.ErrnoException)?.code === 'string')
-      return fsFailure(err, path.join(root, name), redactor);
+    await rename(p.temp, target).catch((err) => {
+      throw fsFailure(err, target);
+    });
+  }
+  return retired;
+}
+
+/** The new receipt: the fresh entries, and the previous ones of templates not staged this run. */
+function receiptFor(
+  loaded: LoadedManifest,
+  prepared: readonly Prepared[],
+  previous: StagingReceipt | null,
+): StagingReceipt {
+  const fresh = new Map(prepared.map((p) => [p.name, p.entry]));
+  const templates: Record<string, StagedTemplate> = {};
+  for (const name of Object.keys(loaded.manifest.templates).sort()) {
+    const entry = fresh.get(name) ?? previous?.templates[name];
+    if (entry) templates[name] = entry;
+  }
+  return { version: 1, stagingDir: stagingDirOf(loaded), templates };
+}
+
+/** Writes the receipt atomically: a reader sees the old receipt or the new one, never half of one. */
+async function writeReceipt(loaded: LoadedManifest, receipt: StagingReceipt): Promise<void> {
+  await writeFileAtomic(receiptPath(loaded), `${JSON.stringify(receipt, null, 2)}\n`);
+}
+
+/** Removes the directories (temporary or retired trees), tolerating ones already gone. */
+async function removeDirectories(dirs: readonly string[]): Promise<void> {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+}
+
+// Errors leave the library redacted: a tool may have echoed a token into a message.
+function scrub(run: StageRun, err: unknown, name: string): unknown {
+  if (isSlipwayError(err)) {
+    err.message = run.redactor.redact(err.message);
     return err;
   }
+  if (typeof (err as NodeJS.ErrnoException)?.code === 'string')
+    return fsFailure(err, path.join(run.root, name), run.redactor);
+  return err;
 }
 
 /** The templates to stage: all, or the `only` ones (each must exist). */

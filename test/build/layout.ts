@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { type LoadedManifest, loadManifest } from '../../src/manifest/load.js';
 import type { ManifestInput } from '../../src/manifest/schema.js';
+import { digestDirectory } from '../../src/sources/tree.js';
 import { RECEIPT_FILE, type StagingReceipt } from '../../src/stage/receipt.js';
-import { digestDirectory } from '../../src/stage/tree.js';
 import { rootImage } from '../support/services.js';
 
 /** The repository root (the reference Dockerfiles and template live there). */

@@ -6,7 +6,7 @@ import { create } from 'xmlbuilder2';
 import { templateDigestLabel, templateRefLabel } from '../../src/core/labels.js';
 import { openPinStore } from '../../src/promote/open.js';
 import type { SmokeReport } from '../../src/smoke/report.js';
-import { digestDirectory } from '../../src/stage/tree.js';
+import { digestDirectory } from '../../src/sources/tree.js';
 import { runCli } from '../support/cli.js';
 import { registryAddr, requireServices } from '../support/services.js';
 import {

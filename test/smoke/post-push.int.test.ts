@@ -7,7 +7,7 @@ import { openPinStore } from '../../src/promote/open.js';
 import { BOOT_TESTCASE, toJUnitXml } from '../../src/smoke/junit.js';
 import { recordSmoke } from '../../src/smoke/record.js';
 import { runSmoke } from '../../src/smoke/run.js';
-import { digestDirectory } from '../../src/stage/tree.js';
+import { digestDirectory } from '../../src/sources/tree.js';
 import { registryAddr, requireServices } from '../support/services.js';
 import {
   buildFixture,

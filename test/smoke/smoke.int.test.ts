@@ -4,7 +4,7 @@ import { SmokeSpecSchema } from '../../src/manifest/schema.js';
 import type { ExpectedTemplate } from '../../src/smoke/assertions.js';
 import { dirTreeEntries } from '../../src/smoke/local-tree.js';
 import { runSmoke, type SmokeOptions } from '../../src/smoke/run.js';
-import { digestDirectory } from '../../src/stage/tree.js';
+import { digestDirectory } from '../../src/sources/tree.js';
 import { requireServices } from '../support/services.js';
 import {
   buildFixture,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { buildImages } from '../../build/build.js';
-import { preflight } from '../../build/preflight.js';
 import type { Plan } from '../../plan/types.js';
+import { preflight } from '../../preflight/preflight.js';
 import type { Cli } from '../cli.js';
 import {
   collectBuildArg,

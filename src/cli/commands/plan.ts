@@ -1,11 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { preflight } from '../../build/preflight.js';
 import { SlipwayError } from '../../core/errors.js';
 import type { LoadedManifest } from '../../manifest/load.js';
 import { makePlan, parsePlan } from '../../plan/plan.js';
 import { gitHead, gitSource } from '../../plan/revision.js';
 import type { Plan } from '../../plan/types.js';
+import { preflight } from '../../preflight/preflight.js';
 import type { StagingReceipt } from '../../stage/receipt.js';
 import { readReceipt } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { preflight } from '../../build/preflight.js';
+import { preflight } from '../../preflight/preflight.js';
 import type { Plan } from '../../plan/types.js';
 import { publishPlan } from '../../release/publish.js';
 import type { Cli } from '../cli.js';

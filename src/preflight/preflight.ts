@@ -14,6 +14,11 @@ export interface PreflightOptions {
   readonly buildArgs?: Readonly<Record<string, string>>;
   /** Check only these images (default: every image in the manifest). */
   readonly images?: readonly string[];
+  /**
+   * The contract already found the base graph broken (a cycle, a missing or self base): skip the
+   * checks that compare FROM with `base`, which would only report the same fault as a Dockerfile one.
+   */
+  readonly skipBaseChecks?: boolean;
   readonly sink?: EventSink;
 }
 
@@ -33,6 +38,12 @@ export interface PreflightReport {
   readonly images: readonly PreflightImage[];
   /** Suspicious but not fatal, e.g. a listed template no COPY reads. */
   readonly warnings: readonly ErrorDetail[];
+}
+
+/** Every preflight finding, fatal or not (see {@link checkPreflight}). */
+export interface PreflightCheck extends PreflightReport {
+  /** Problems that would break the build; empty when preflight passes. */
+  readonly errors: readonly ErrorDetail[];
 }
 
 const toPosix = (p: string) => p.split(path.sep).join('/');
@@ -57,6 +68,16 @@ export async function preflight(
   loaded: LoadedManifest,
   options: PreflightOptions = {},
 ): Promise<PreflightReport> {
+  const { images, warnings, errors } = await checkPreflight(loaded, options);
+  if (errors.length > 0) throw preflightFailure(loaded, errors);
+  return { images, warnings };
+}
+
+/** The checks of {@link preflight}, returning the problems instead of throwing them. */
+export async function checkPreflight(
+  loaded: LoadedManifest,
+  options: PreflightOptions = {},
+): Promise<PreflightCheck> {
   const sink = options.sink ?? silentSink;
   const { manifest } = loaded;
   const names =
@@ -65,6 +86,7 @@ export async function preflight(
   const warnings: ErrorDetail[] = [];
   const images: PreflightImage[] = [];
   const contexts = new Map<string, Promise<BuildContext>>();
+  const skipBaseChecks = options.skipBaseChecks ?? false;
 
   for (const name of names) {
     const image = manifest.images[name];
@@ -72,7 +94,7 @@ export async function preflight(
       errors.push({ at: `images.${name}`, message: `no image named "${name}" in the manifest` });
       continue;
     }
-    const result = await checkImage(loaded, name, image, options.buildArgs ?? {}, contexts);
+    const result = await checkImage(loaded, name, image, options.buildArgs ?? {}, contexts, skipBaseChecks);
     errors.push(...result.errors);
     warnings.push(...result.warnings);
     if (result.image) images.push(result.image);
@@ -85,20 +107,25 @@ export async function preflight(
       });
     }
   }
-  if (errors.length > 0) {
-    throw new SlipwayError(
-      'PREFLIGHT_FAILED',
-      `preflight found ${errors.length} problem${errors.length === 1 ? '' : 's'}:\n${errors
-        .map((d) => `  ${d.at}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ''}`)
-        .join('\n')}`,
-      {
-        resource: loaded.file,
-        details: errors,
-        hint: 'fix the Dockerfile or the manifest; nothing was built',
-      },
-    );
-  }
-  return { images, warnings };
+  return { images, warnings, errors };
+}
+
+/** The PREFLIGHT_FAILED error listing every problem. */
+export function preflightFailure(loaded: LoadedManifest, errors: readonly ErrorDetail[]): SlipwayError {
+  return new SlipwayError(
+    'PREFLIGHT_FAILED',
+    `preflight found ${errors.length} problem${errors.length === 1 ? '' : 's'}:\n${formatPreflightDetails(errors)}`,
+    {
+      resource: loaded.file,
+      details: [...errors],
+      hint: 'fix the Dockerfile or the manifest; nothing was built',
+    },
+  );
+}
+
+/** Preflight problems as indented `at: message (hint: …)` lines. */
+export function formatPreflightDetails(errors: readonly ErrorDetail[]): string {
+  return errors.map((d) => `  ${d.at}: ${d.message}${d.hint ? ` (hint: ${d.hint})` : ''}`).join('\n');
 }
 
 interface ImageCheck {
@@ -113,6 +140,7 @@ async function checkImage(
   image: Image,
   overrides: Readonly<Record<string, string>>,
   contexts: Map<string, Promise<BuildContext>>,
+  skipBaseChecks: boolean,
 ): Promise<ImageCheck> {
   const { manifest } = loaded;
   const errors: ErrorDetail[] = [];
@@ -193,7 +221,7 @@ async function checkImage(
       });
     }
   }
-  if (image.base !== undefined && !usesBase && info.froms.length > 0) {
+  if (image.base !== undefined && !usesBase && info.froms.length > 0 && !skipBaseChecks) {
     errors.push({
       at: at(info.froms[0]?.line ?? 1),
       message: `images.${name} has base "${image.base}", but no FROM uses \${BASE_IMAGE}: the base would be ignored`,
