@@ -39,7 +39,10 @@ export type OpenedPorts<R extends PortRequest> = BasePorts &
  * template sources). The CLI calls it once per command; library users call it, or build
  * {@link Ports} themselves (tests do, with their own stores).
  */
-export async function openPorts<R extends PortRequest>(settings: Settings, request: R): Promise<OpenedPorts<R>> {
+export async function openPorts<R extends PortRequest>(
+  settings: Settings,
+  request: R,
+): Promise<OpenedPorts<R>> {
   const redactor = (request.redactor ?? new Redactor()).add(...settings.secrets);
   const base: BasePorts = {
     engine: dockerEngine(settings.docker),

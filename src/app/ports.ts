@@ -1,17 +1,15 @@
 import type { EventSink } from '../core/events.js';
 import type { Redactor } from '../core/redact.js';
 import type { ImageEngine } from '../engine/image-engine.js';
-import type { Template } from '../manifest/schema.js';
 import type { PinStore } from '../promote/pin-store.js';
 import type { Registry } from '../publish/registry.js';
 import type { SmokeVerdictStore } from '../smoke/verdict-store.js';
-import type { SourceContext, TreeSource } from '../sources/source.js';
+import type { TemplateSources } from '../sources/source.js';
+
+export type { TemplateSources };
 
 /** Where time comes from (a fixed clock in tests). */
 export type Clock = () => Date;
-
-/** Chooses the {@link TreeSource} for a manifest template (git, GitHub/Gitea archive, local path). */
-export type TemplateSources = (template: Template, ctx: SourceContext) => TreeSource;
 
 /**
  * Every port a use case may need, built once by the composition root (`openPorts`) and passed

@@ -1,10 +1,10 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { type OpenedPorts, type PortRequest, withPorts } from '../app/open-ports.js';
+import { readSettings, type Settings } from '../app/settings.js';
 import { SlipwayError } from '../core/errors.js';
 import type { EventSink, SlipwayEvent } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
-import { type OpenedPorts, type PortRequest, withPorts } from '../app/open-ports.js';
-import { readSettings, type Settings } from '../app/settings.js';
 import { assertContract } from '../manifest/contract.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
 

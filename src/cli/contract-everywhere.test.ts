@@ -17,7 +17,11 @@ function dirWith(manifest: unknown): string {
   return dir;
 }
 
-const image = (extra: Record<string, unknown> = {}) => ({ dockerfile: 'Dockerfile', repository: 'team/app', ...extra });
+const image = (extra: Record<string, unknown> = {}) => ({
+  dockerfile: 'Dockerfile',
+  repository: 'team/app',
+  ...extra,
+});
 
 const broken = {
   'a pin naming a missing image': {
@@ -31,7 +35,10 @@ const broken = {
   'a base cycle': {
     manifest: {
       version: 1,
-      images: { a: image({ base: 'b', repository: 'team/a' }), b: image({ base: 'a', repository: 'team/b' }) },
+      images: {
+        a: image({ base: 'b', repository: 'team/a' }),
+        b: image({ base: 'a', repository: 'team/b' }),
+      },
     },
     at: 'base',
   },

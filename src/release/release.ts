@@ -107,7 +107,11 @@ export async function release(
 }
 
 /** The pushed image of a planned one, by digest, as a reference in the release's registry. */
-function pushedRef(planned: PlannedImage, pushed: PushResult, ports: Pick<Ports, 'registry'>): {
+function pushedRef(
+  planned: PlannedImage,
+  pushed: PushResult,
+  ports: Pick<Ports, 'registry'>,
+): {
   image: PushedImage;
   ref: ImageRef;
 } {

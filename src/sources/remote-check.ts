@@ -4,6 +4,7 @@ import { type EventSink, silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind } from '../manifest/schema.js';
+import type { TemplateSources } from './source.js';
 import { type SourceTokens, sourceFor } from './source-for.js';
 
 /** Options for {@link checkRemoteCommits}. */
@@ -11,6 +12,8 @@ export interface RemoteCheckOptions {
   /** Environment for tokens (SLIPWAY_GIT_TOKEN, GITHUB_TOKEN, GITEA_TOKEN). */
   readonly env?: NodeJS.ProcessEnv;
   readonly tokens?: SourceTokens;
+  /** The template sources port (default: `sourceFor` with `tokens`). */
+  readonly sources?: TemplateSources;
   readonly sink?: EventSink;
   readonly signal?: AbortSignal;
   /** Scratch space for temporary repositories. */
@@ -45,18 +48,15 @@ export async function checkRemoteCommits(
     .map(([name, t]) =>
       limit(async () => {
         const ref = t.ref ?? '';
-        const source = sourceFor(
-          t,
-          {
-            subject: name,
-            manifestDir: loaded.dir,
-            env: options.env ?? {},
-            redactor,
-            ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
-            ...(options.signal ? { signal: options.signal } : {}),
-          },
-          options.tokens,
-        );
+        const sources = options.sources ?? ((tt, ctx) => sourceFor(tt, ctx, options.tokens));
+        const source = sources(t, {
+          subject: name,
+          manifestDir: loaded.dir,
+          env: options.env ?? {},
+          redactor,
+          ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
         sink({
           kind: 'step-start',
           stage: 'source',

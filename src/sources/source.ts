@@ -2,7 +2,7 @@ import { SlipwayError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import type { Redactor } from '../core/redact.js';
 import { FULL_SHA_RE } from '../manifest/contract.js';
-import type { SourceKind } from '../manifest/schema.js';
+import type { SourceKind, Template } from '../manifest/schema.js';
 
 /**
  * The template source port: the only calls staging and `verify --remote` make on a place that
@@ -27,6 +27,9 @@ export interface TreeSource {
   /** True when commit `ref` exists at the source; throws *_UNREACHABLE when the host does not answer. */
   commitExists(ref: string): Promise<boolean>;
 }
+
+/** Chooses the {@link TreeSource} for a manifest template (the composition root binds the tokens). */
+export type TemplateSources = (template: Template, ctx: SourceContext) => TreeSource;
 
 /** What every source implementation is given: no process globals, everything passed in. */
 export interface SourceContext {

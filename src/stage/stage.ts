@@ -10,7 +10,7 @@ import { Redactor } from '../core/redact.js';
 import { checkContract } from '../manifest/contract.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind, type Template } from '../manifest/schema.js';
-import type { TreeSource } from '../sources/source.js';
+import type { TemplateSources, TreeSource } from '../sources/source.js';
 import { type SourceTokens, sourceFor } from '../sources/source-for.js';
 import {
   type MaterialiseResult,
@@ -39,6 +39,8 @@ export interface StageOptions {
   allowSensitive?: boolean;
   /** Tokens given explicitly instead of SLIPWAY_GIT_TOKEN / GITHUB_TOKEN / GITEA_TOKEN. */
   tokens?: SourceTokens;
+  /** The template sources port (default: `sourceFor` with `tokens`). */
+  sources?: TemplateSources;
 }
 
 /** The staging directory's path relative to the manifest dir, POSIX, normalised. */
@@ -248,18 +250,15 @@ async function prepareAll(run: StageRun, names: readonly string[]): Promise<Prep
 async function prepareTemplate(run: StageRun, name: string): Promise<Prepared> {
   const template = run.loaded.manifest.templates[name];
   if (!template) throw new Error(`unknown template ${name}`);
-  const source = sourceFor(
-    template,
-    {
-      subject: name,
-      manifestDir: run.loaded.dir,
-      env: run.env,
-      redactor: run.redactor,
-      sink: run.sink,
-      signal: run.abort.signal,
-    },
-    run.options.tokens,
-  );
+  const sources = run.options.sources ?? ((t, ctx) => sourceFor(t, ctx, run.options.tokens));
+  const source = sources(template, {
+    subject: name,
+    manifestDir: run.loaded.dir,
+    env: run.env,
+    redactor: run.redactor,
+    sink: run.sink,
+    signal: run.abort.signal,
+  });
   const ref = sourceKind(template.source) === 'path' ? null : (template.ref ?? null);
   const temp = path.join(run.root, `.${name}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
   try {

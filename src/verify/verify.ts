@@ -5,6 +5,7 @@ import { baseGraphBroken } from '../manifest/graph.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { checkPreflight, formatPreflightDetails, preflightFailure } from '../preflight/preflight.js';
 import { checkRemoteCommits } from '../sources/remote-check.js';
+import type { TemplateSources } from '../sources/source.js';
 
 /** Options for {@link verifyManifest}. */
 export interface VerifyOptions {
@@ -14,6 +15,8 @@ export interface VerifyOptions {
   readonly strict?: boolean;
   /** Environment for source tokens (GITHUB_TOKEN, GITEA_TOKEN). */
   readonly env?: NodeJS.ProcessEnv;
+  /** The template sources port for the remote check (default: `sourceFor`). */
+  readonly sources?: TemplateSources;
   /** Build-arg overrides the run will use, for preflight's variable substitution. */
   readonly buildArgs?: Readonly<Record<string, string>>;
   readonly sink?: EventSink;
@@ -60,7 +63,11 @@ export async function verifyManifest(
   if (failure) throw failure;
   if (Object.keys(loaded.manifest.images).length > 0) checks.push('dockerfile preflight');
   if (options.remote) {
-    const found = await checkRemoteCommits(loaded, { env: options.env ?? {}, sink });
+    const found = await checkRemoteCommits(loaded, {
+      env: options.env ?? {},
+      sink,
+      ...(options.sources ? { sources: options.sources } : {}),
+    });
     checks.push('remote commits');
     sink({
       kind: 'step-done',

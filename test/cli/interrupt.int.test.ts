@@ -28,7 +28,14 @@ const neverReady = {
   assertions: [{ kind: 'path', name: 'root', path: '/', type: 'directory' }],
 };
 
-function start(cwd: string, argv: string[]): { child: ChildProcess; exited: Promise<{ code: number | null; signal: string | null }>; stderr: () => string } {
+function start(
+  cwd: string,
+  argv: string[],
+): {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  stderr: () => string;
+} {
   let stderr = '';
   const child = spawn(process.execPath, [path.join(repoRoot, 'bin/slipway.js'), ...argv], {
     cwd,
@@ -71,7 +78,11 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of projects) p.remove();
   const images = await docker.listImages({ filters: { reference: [`*/${prefix}/*`, `${prefix}/*`] } });
-  for (const i of images) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+  for (const i of images)
+    await docker
+      .getImage(i.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
 });
 
 describe('interrupts through bin/slipway.js', () => {
@@ -111,7 +122,16 @@ describe('interrupts through bin/slipway.js', () => {
     // A first, good release: the moving tag and the pin point at its digest.
     p.writeManifest();
     const first = start(p.dir, [
-      'release', '--registry', `oci://${registryAddr}`, '--env', 'int', '--sha', 'a'.repeat(40), '--pins', pinsUrl, '--promote',
+      'release',
+      '--registry',
+      `oci://${registryAddr}`,
+      '--env',
+      'int',
+      '--sha',
+      'a'.repeat(40),
+      '--pins',
+      pinsUrl,
+      '--promote',
     ]);
     const firstExit = await first.exited;
     expect(firstExit.code, first.stderr()).toBe(0);
@@ -126,9 +146,21 @@ describe('interrupts through bin/slipway.js', () => {
       m.images['platform-agent'].smoke = { ...neverReady };
     });
     const second = start(p.dir, [
-      'release', '--registry', `oci://${registryAddr}`, '--env', 'int', '--sha', 'b'.repeat(40), '--pins', pinsUrl, '--promote',
+      'release',
+      '--registry',
+      `oci://${registryAddr}`,
+      '--env',
+      'int',
+      '--sha',
+      'b'.repeat(40),
+      '--pins',
+      pinsUrl,
+      '--promote',
     ]);
-    await waitFor('the agent smoke container', async () => (await smokeLeftovers('platform-agent')).containers > 0);
+    await waitFor(
+      'the agent smoke container',
+      async () => (await smokeLeftovers('platform-agent')).containers > 0,
+    );
     second.child.kill('SIGTERM');
     const exit = await second.exited;
     expect(exit).toEqual({ code: 143, signal: null });

@@ -9,9 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReleasePorts } from '../../src/release/release.js';
-import { release } from '../../src/release/release.js';
-import { type SlipwayError, isSlipwayError } from '../../src/core/errors.js';
+import { isSlipwayError, type SlipwayError } from '../../src/core/errors.js';
 import { collectingSink } from '../../src/core/events.js';
 import { Redactor } from '../../src/core/redact.js';
 import { dockerConnectionFromEnv } from '../../src/engine/docker-connection.js';
@@ -20,9 +18,11 @@ import { type LoadedManifest, loadManifest } from '../../src/manifest/load.js';
 import { FilePinStore } from '../../src/promote/file-store.js';
 import { openRegistry } from '../../src/publish/open.js';
 import type { Registry } from '../../src/publish/registry.js';
+import type { ReleasePorts } from '../../src/release/release.js';
+import { release } from '../../src/release/release.js';
 import { sourceFor } from '../../src/sources/index.js';
-import { RegistryProxy } from '../support/registry-proxy.js';
 import { type TempProject, tempProject } from '../support/project.js';
+import { RegistryProxy } from '../support/registry-proxy.js';
 import { registryAddr, requireServices } from '../support/services.js';
 
 const run = randomBytes(4).toString('hex');
@@ -75,7 +75,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   const images = await docker.listImages({ filters: { reference: [`*/${prefix}/*`, `${prefix}/*`] } });
-  for (const i of images) await docker.getImage(i.Id).remove({ force: true }).catch(() => undefined);
+  for (const i of images)
+    await docker
+      .getImage(i.Id)
+      .remove({ force: true })
+      .catch(() => undefined);
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
   for (const p of projects) p.remove();
 });
@@ -90,7 +94,11 @@ describe('release() with injected ports', () => {
   it('publishes, smokes, moves the moving tags and promotes the pin', async () => {
     loaded = await loadManifest(path.join(p.dir, 'manifest.json'));
     const { ports, pins } = await portsFor(p.dir, registry);
-    first = await release(loaded, { env: 'rel', sha: firstSha, by: 'tester', promote: true, cacheDir }, ports);
+    first = await release(
+      loaded,
+      { env: 'rel', sha: firstSha, by: 'tester', promote: true, cacheDir },
+      ports,
+    );
 
     expect(first.plan.images.map((i) => i.name)).toEqual(['platform', 'platform-agent']);
     expect(first.smoke.map((r) => [r.imageName, r.passed])).toEqual([
@@ -113,7 +121,11 @@ describe('release() with injected ports', () => {
 
   it('a re-run with the same inputs changes nothing', async () => {
     const { ports, pins, sink } = await portsFor(p.dir, registry);
-    const again = await release(loaded, { env: 'rel', sha: firstSha, by: 'tester', promote: true, cacheDir }, ports);
+    const again = await release(
+      loaded,
+      { env: 'rel', sha: firstSha, by: 'tester', promote: true, cacheDir },
+      ports,
+    );
     expect(Object.values(again.built).map((b) => [b.name, b.reused])).toEqual([
       ['platform', true],
       ['platform-agent', true],

@@ -22,12 +22,21 @@ export async function actorFor(cli: Cli, dir: string, by?: string): Promise<stri
  * The actor for an audited override (a forced promotion, a rollback): refused when nobody can be
  * named, since an audit record that says "unknown" audits nothing.
  */
-export async function requireActor(cli: Cli, dir: string, by: string | undefined, what: string): Promise<string> {
+export async function requireActor(
+  cli: Cli,
+  dir: string,
+  by: string | undefined,
+  what: string,
+): Promise<string> {
   const actor = await resolveActor(cli.settings, dir, by);
   if (actor === null) {
-    throw new SlipwayError('GATE_REFUSED', `refusing ${what}: nobody can be named as its actor for the audit trail`, {
-      hint: 'pass --by NAME (or set SLIPWAY_ACTOR; in CI, GITHUB_ACTOR / GITEA_ACTOR are used)',
-    });
+    throw new SlipwayError(
+      'GATE_REFUSED',
+      `refusing ${what}: nobody can be named as its actor for the audit trail`,
+      {
+        hint: 'pass --by NAME (or set SLIPWAY_ACTOR; in CI, GITHUB_ACTOR / GITEA_ACTOR are used)',
+      },
+    );
   }
   return actor;
 }
@@ -186,7 +195,8 @@ export function registerPins(program: Command, cli: Cli): void {
         const registryUrl = opts.registry ?? loaded.manifest.publish.registry;
         const needsRegistry = ref.digest === undefined || opts.retag !== undefined;
         const useRegistry =
-          registryUrl !== undefined && (needsRegistry || ref.registry === undefined || opts.registry !== undefined);
+          registryUrl !== undefined &&
+          (needsRegistry || ref.registry === undefined || opts.registry !== undefined);
         if (!useRegistry && needsRegistry) {
           cli.usage(
             ref.digest === undefined
@@ -199,25 +209,28 @@ export function registerPins(program: Command, cli: Cli): void {
           ? await requireActor(cli, loaded.dir, opts.by, `a forced promotion of ${runtime}`)
           : await actorFor(cli, loaded.dir, opts.by);
         const url = await storeUrl(loaded);
-        await cli.withPorts({ pinStore: url, registry: useRegistry ? registryUrl : undefined }, async (ports) => {
-          const registry = 'registry' in ports ? (ports.registry as Registry) : undefined;
-          const store = ports.pins;
-          const result = await promote(store, {
-            runtime,
-            ref,
-            repository,
-            imageName,
-            by,
-            force: opts.force,
-            dryRun: opts.dryRun,
-            sink: cli.sink,
-            ...(registry ? { registry } : {}),
-            ...(opts.reason === undefined ? {} : { reason: opts.reason }),
-            ...(opts.retag === undefined ? {} : { retag: opts.retag }),
-            ...(opts.expect === undefined ? {} : { expect: parseExpect(opts.expect) }),
-          });
-          report(result, { store: store.description });
-        });
+        await cli.withPorts(
+          { pinStore: url, registry: useRegistry ? registryUrl : undefined },
+          async (ports) => {
+            const registry = 'registry' in ports ? (ports.registry as Registry) : undefined;
+            const store = ports.pins;
+            const result = await promote(store, {
+              runtime,
+              ref,
+              repository,
+              imageName,
+              by,
+              force: opts.force,
+              dryRun: opts.dryRun,
+              sink: cli.sink,
+              ...(registry ? { registry } : {}),
+              ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+              ...(opts.retag === undefined ? {} : { retag: opts.retag }),
+              ...(opts.expect === undefined ? {} : { expect: parseExpect(opts.expect) }),
+            });
+            report(result, { store: store.description });
+          },
+        );
       },
     );
 

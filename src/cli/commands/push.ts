@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { preflight } from '../../preflight/preflight.js';
 import type { Plan } from '../../plan/types.js';
+import { preflight } from '../../preflight/preflight.js';
 import { publishPlan } from '../../release/publish.js';
 import type { Cli } from '../cli.js';
 import {

@@ -83,7 +83,9 @@ export function registerRelease(program: Command, cli: Cli): void {
             for (const line of renderReport(report)) cli.log(line);
           },
         };
-        const result = await cli.withPorts({ registry, pinStore }, (ports) => release(loaded, request, ports));
+        const result = await cli.withPorts({ registry, pinStore }, (ports) =>
+          release(loaded, request, ports),
+        );
         const images = result.pushed.images.map((i) => ({
           name: i.name,
           repository: i.repository,

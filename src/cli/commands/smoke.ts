@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
-import { ImageRef } from '../../core/image-ref.js';
 import { pinStoreUrlFor } from '../../app/settings.js';
+import { ImageRef } from '../../core/image-ref.js';
 import type { EngineAuth } from '../../publish/registry.js';
 import { templatesAsserted, templatesFromReceipt } from '../../smoke/expected.js';
 import { toJUnitXml } from '../../smoke/junit.js';
