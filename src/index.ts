@@ -24,3 +24,4 @@ export * from './release/release.js';
 export * from './smoke/index.js';
 export * from './stage/index.js';
 export * from './stage/receipt.js';
+export * from './status/index.js';

@@ -120,7 +120,8 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
           throw err;
         }
         for (const d of page.imageDetails ?? []) {
-          if (d.imageDigest) out.push({ digest: d.imageDigest, tags: d.imageTags ?? [], pushedAt: d.imagePushedAt });
+          if (d.imageDigest)
+            out.push({ digest: d.imageDigest, tags: d.imageTags ?? [], pushedAt: d.imagePushedAt });
         }
         nextToken = page.nextToken;
       } while (nextToken);

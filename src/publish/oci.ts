@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
-import pLimit from 'p-limit';
 import type {
   EngineAuth,
   ImageDetails,
@@ -230,7 +230,8 @@ export class OciRegistry implements Registry {
       digests.slice(0, MAX_DESCRIBED).map((d) => limit(() => this.imageDetails(repository, d))),
     );
     const created = details.flatMap((d) => (d?.created ? [d.created] : []));
-    const newest = created.length > 0 ? created.reduce((a, b) => (Date.parse(b) > Date.parse(a) ? b : a)) : null;
+    const newest =
+      created.length > 0 ? created.reduce((a, b) => (Date.parse(b) > Date.parse(a) ? b : a)) : null;
     return {
       exists: true,
       imageCount: digests.length,
@@ -300,10 +301,14 @@ export class OciRegistry implements Registry {
     }
     const body = Buffer.from(await res.arrayBuffer());
     if (sha256Digest(body) !== digest) {
-      throw new SlipwayError('DIGEST_MISMATCH', `${this.host}/${repo}@${digest}: the blob served hashes to ${sha256Digest(body)}`, {
-        resource: `${this.host}/${repo}@${digest}`,
-        hint: 'the registry or a proxy altered the blob',
-      });
+      throw new SlipwayError(
+        'DIGEST_MISMATCH',
+        `${this.host}/${repo}@${digest}: the blob served hashes to ${sha256Digest(body)}`,
+        {
+          resource: `${this.host}/${repo}@${digest}`,
+          hint: 'the registry or a proxy altered the blob',
+        },
+      );
     }
     return body;
   }

@@ -236,7 +236,9 @@ export class EcrTestServer {
       case 'DescribeImages': {
         const name = String(input.repositoryName);
         this.repo(name);
-        const wanted = (input.imageIds as Array<{ imageDigest?: string }> | undefined)?.map((i) => i.imageDigest);
+        const wanted = (input.imageIds as Array<{ imageDigest?: string }> | undefined)?.map(
+          (i) => i.imageDigest,
+        );
         const images = await this.images(name);
         const details = [];
         for (const [digest, tags] of images) {
@@ -250,7 +252,10 @@ export class EcrTestServer {
           });
         }
         if (wanted && details.length < wanted.length) {
-          throw new AwsError('ImageNotFoundException', 'The image requested does not exist in the specified repository.');
+          throw new AwsError(
+            'ImageNotFoundException',
+            'The image requested does not exist in the specified repository.',
+          );
         }
         return { imageDetails: details };
       }
@@ -281,7 +286,9 @@ export class EcrTestServer {
    */
   private async pushedAt(repo: string, digest: string): Promise<number> {
     const manifest = await this.getManifest(repo, digest);
-    const config = manifest ? (JSON.parse(manifest.body) as { config?: { digest?: string } }).config : undefined;
+    const config = manifest
+      ? (JSON.parse(manifest.body) as { config?: { digest?: string } }).config
+      : undefined;
     if (!config?.digest) return Date.now();
     const res = await fetch(`http://${this.registry}/v2/${repo}/blobs/${config.digest}`);
     const created = res.ok ? ((await res.json()) as { created?: string }).created : undefined;
