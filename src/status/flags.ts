@@ -124,25 +124,21 @@ export function evaluateStatus(facts: readonly ImageFacts[], o: EvaluateOptions)
           );
         }
       }
-      if (changes.length > 0) {
-        flag(
-          'STALE',
-          latest.tag,
-          `${latest.tag} (rev ${latest.revision?.slice(0, 12) ?? 'unknown'}) is not what this checkout builds: ${changes.join('; ')}`,
-          releaseHint,
-        );
-      }
+      const stale = [...changes];
       const built = latest.created ?? latest.pushedAt;
       if (o.maxAgeSeconds !== null && built !== null) {
         const age = (o.now.getTime() - Date.parse(built)) / 1000;
         if (age > o.maxAgeSeconds) {
-          flag(
-            'STALE',
-            latest.tag,
-            `${latest.tag} was built ${formatAge(age)} ago, more than --max-age ${formatAge(o.maxAgeSeconds)}`,
-            releaseHint,
-          );
+          stale.push(`built ${formatAge(age)} ago, more than --max-age ${formatAge(o.maxAgeSeconds)}`);
         }
+      }
+      if (stale.length > 0) {
+        flag(
+          'STALE',
+          latest.tag,
+          `${latest.tag} (rev ${latest.revision?.slice(0, 12) ?? 'unknown'}) is not what this checkout builds: ${stale.join('; ')}`,
+          releaseHint,
+        );
       }
       if (!latest.smoke.passed) {
         flag(
@@ -165,7 +161,7 @@ export function evaluateStatus(facts: readonly ImageFacts[], o: EvaluateOptions)
           promoteHint,
         );
       }
-      if (latest !== null && p.equalsLatest === false) {
+      if (latest !== null && p.pinned.digest !== latest.digest) {
         flag(
           'DRIFT',
           subject,
