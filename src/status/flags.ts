@@ -55,7 +55,13 @@ export function inputChanges(facts: ImageFacts, latest: LatestImage): string[] {
   else if (labels[LABELS.dockerfileDigest] !== current.dockerfileDigest)
     changes.push('the Dockerfile changed');
   if (current.contextDigest === null) changes.push('the build context cannot be read');
-  else if (labels[LABELS.contextDigest] !== current.contextDigest) changes.push('the build context changed');
+  else if (labels[LABELS.contextDigest] !== current.contextDigest) {
+    // Staged templates are part of a context: unstaged ones change it without a real change.
+    const unstaged = current.templates.some((t) => t.digest === null);
+    changes.push(
+      `the build context changed${unstaged ? ' (its templates are not staged here at their pins: run `slipway stage` first)' : ''}`,
+    );
+  }
   if (labels[LABELS.argsDigest] !== current.argsDigest) changes.push('the build args or target changed');
   const names = current.templates.map((t) => t.name);
   if ((labels[LABELS.templates] ?? '') !== names.join(',')) {
