@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { contextDigest, readBuildContext } from '../preflight/context.js';
 import { sha256Hex } from '../core/tree-digest.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { argsDigest } from '../plan/plan.js';
+import { contextDigest, readBuildContext } from '../preflight/context.js';
 import type { StagingReceipt } from '../stage/receipt.js';
 import type { CurrentInputs } from './types.js';
 
