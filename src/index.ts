@@ -25,4 +25,5 @@ export * from './smoke/index.js';
 export * from './sources/index.js';
 export * from './stage/index.js';
 export * from './stage/receipt.js';
+export * from './status/index.js';
 export * from './verify/verify.js';

@@ -13,7 +13,7 @@ export interface BuiltImageInfo {
 export interface BuildRequest {
   /** The manifest image name, for messages. */
   readonly subject: string;
-  /** A tar of the build context (see build/context.ts). */
+  /** A tar of the build context (see preflight/context.ts). */
   readonly context: Readable;
   /** The Dockerfile's path inside the context tar. */
   readonly dockerfile: string;

@@ -13,6 +13,12 @@ export const LABELS = {
   inputDigest: 'dev.slipway.input-digest',
   /** Comma-separated names of the templates the image consumes. */
   templates: 'dev.slipway.templates',
+  /** `sha256:` of the Dockerfile's bytes: lets `status` tell a Dockerfile change without building. */
+  dockerfileDigest: 'dev.slipway.dockerfile-digest',
+  /** The build context's tree digest (after `.dockerignore`), for `status`. */
+  contextDigest: 'dev.slipway.context-digest',
+  /** `sha256:` over the build args and target (values never appear in a label), for `status`. */
+  argsDigest: 'dev.slipway.args-digest',
 } as const;
 
 /** Label holding a consumed template's pinned commit. */

@@ -3,12 +3,13 @@ import { SlipwayError } from '../core/errors.js';
 import { parseManifest } from '../manifest/load.js';
 import type { ManifestInput } from '../manifest/schema.js';
 import type { StagedTemplate, StagingReceipt } from '../stage/receipt.js';
-import { type PurePlanInputs, parsePlan, plan, renderTags } from './plan.js';
+import { argsDigest, type PurePlanInputs, parsePlan, plan, renderTags } from './plan.js';
 
 const SHA = '0123456789abcdef0123456789abcdef01234567';
 const REF = 'a'.repeat(40);
 const DIGEST = `sha256:${'d'.repeat(64)}`;
 const CTX = `sha256:${'c'.repeat(64)}`;
+const DF = `sha256:${'f'.repeat(64)}`;
 
 const input: ManifestInput = {
   version: 1,
@@ -70,7 +71,11 @@ function thrown(fn: () => unknown): SlipwayError {
 
 describe('plan', () => {
   it('plans every image, bases first, with tags, labels, templates and pin moves', () => {
-    expect(plan(manifest, inputs({ images: ['platform-agent'], buildArgs: { EXTRA: '1' } }))).toEqual({
+    const planned = plan(
+      manifest,
+      inputs({ images: ['platform-agent'], buildArgs: { EXTRA: '1' }, dockerfileDigests: { platform: DF } }),
+    );
+    expect(planned).toEqual({
       version: 1,
       env: 'staging',
       sha: SHA,
@@ -86,6 +91,9 @@ describe('plan', () => {
           buildArgs: { EXTRA: '1', ROOT_IMAGE: 'debian:bookworm-slim' },
           target: null,
           labels: {
+            'dev.slipway.args-digest': argsDigest({ EXTRA: '1', ROOT_IMAGE: 'debian:bookworm-slim' }, null),
+            'dev.slipway.context-digest': CTX,
+            'dev.slipway.dockerfile-digest': DF,
             'dev.slipway.image': 'platform',
             'dev.slipway.templates': '',
             'org.opencontainers.image.revision': SHA,
@@ -107,6 +115,8 @@ describe('plan', () => {
           buildArgs: { EXTRA: '1' },
           target: null,
           labels: {
+            'dev.slipway.args-digest': argsDigest({ EXTRA: '1' }, null),
+            'dev.slipway.context-digest': CTX,
             'dev.slipway.image': 'platform-agent',
             'dev.slipway.template.platform-agent.digest': DIGEST,
             'dev.slipway.template.platform-agent.ref': REF,
@@ -124,6 +134,24 @@ describe('plan', () => {
       ],
       pins: [{ runtime: 'platform-agent', image: 'platform-agent', tag: `staging-${SHA}` }],
     });
+  });
+
+  it('records the comparable inputs in labels: args and target change the args digest, order does not', () => {
+    expect(argsDigest({ A: '1', B: '2' }, null)).toBe(argsDigest({ B: '2', A: '1' }, null));
+    expect(argsDigest({ A: '1' }, null)).not.toBe(argsDigest({ A: '2' }, null));
+    expect(argsDigest({ A: '1' }, null)).not.toBe(argsDigest({ A: '1' }, 'final'));
+    const spoofed = plan(
+      parseManifest(
+        JSON.stringify({
+          ...input,
+          images: { tools: { ...input.images.tools, labels: { 'dev.slipway.context-digest': 'spoofed' } } },
+          pins: {},
+        }),
+        'manifest.json',
+      ),
+      inputs(),
+    );
+    expect(spoofed.images[0]?.labels['dev.slipway.context-digest']).toBe(CTX);
   });
 
   it('orders all images by dependency and leaves pins of unplanned images out', () => {

@@ -1,8 +1,10 @@
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { TAG_RE } from '../core/image-ref.js';
 import { LABELS, templateDigestLabel, templateRefLabel } from '../core/labels.js';
+import { sha256Hex } from '../core/tree-digest.js';
 import { imageOrder } from '../manifest/graph.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { type Manifest, SmokeSpecSchema, type Tags } from '../manifest/schema.js';
@@ -30,6 +32,33 @@ export interface PlanInputs {
 export interface PurePlanInputs extends PlanInputs {
   /** Context digest (see preflight/context.ts) by image name. */
   readonly contextDigests: Readonly<Record<string, string>>;
+  /** `sha256:` of each image's Dockerfile bytes by image name, when it could be read. */
+  readonly dockerfileDigests?: Readonly<Record<string, string>>;
+}
+
+const sortedRecord = (r: Readonly<Record<string, string>>): Record<string, string> =>
+  Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+/** `sha256:` over an image's build args and target: what the `dev.slipway.args-digest` label holds. */
+export function argsDigest(buildArgs: Readonly<Record<string, string>>, target: string | null): string {
+  return `sha256:${sha256Hex(JSON.stringify({ v: 1, buildArgs: Object.entries(sortedRecord(buildArgs)), target }))}`;
+}
+
+/**
+ * The labels recording an image's comparable build inputs (Dockerfile, context, args), so
+ * `status` can tell what the current checkout would build differently without building it.
+ */
+export function inputLabels(inputs: {
+  readonly dockerfileDigest: string | undefined;
+  readonly contextDigest: string;
+  readonly buildArgs: Readonly<Record<string, string>>;
+  readonly target: string | null;
+}): Record<string, string> {
+  return {
+    ...(inputs.dockerfileDigest ? { [LABELS.dockerfileDigest]: inputs.dockerfileDigest } : {}),
+    [LABELS.contextDigest]: inputs.contextDigest,
+    [LABELS.argsDigest]: argsDigest(inputs.buildArgs, inputs.target),
+  };
 }
 
 /** An environment name: lowercase letters, digits and `-`. */
@@ -83,9 +112,6 @@ export function renderTags(tags: Tags, vars: { env: string; sha: string }): Rend
   return { immutable, moving };
 }
 
-const sortedRecord = (r: Readonly<Record<string, string>>): Record<string, string> =>
-  Object.fromEntries(Object.entries(r).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-
 /**
  * The plan: pure and deterministic (same manifest and inputs give identical JSON). Images come
  * in build order; each consumed template must be in the receipt at the manifest's ref.
@@ -127,8 +153,15 @@ export function plan(manifest: Manifest, inputs: PurePlanInputs): Plan {
         hint: 'use makePlan(), which computes the context digests',
       });
     }
+    const buildArgs = sortedRecord({ ...image.buildArgs, ...(inputs.buildArgs ?? {}) });
     const labels: Record<string, string> = {
       ...image.labels,
+      ...inputLabels({
+        dockerfileDigest: inputs.dockerfileDigests?.[name],
+        contextDigest: digest,
+        buildArgs,
+        target: image.target ?? null,
+      }),
       [LABELS.revision]: inputs.sha,
       ...(inputs.source ? { [LABELS.source]: inputs.source } : {}),
       [LABELS.title]: name,
@@ -147,7 +180,7 @@ export function plan(manifest: Manifest, inputs: PurePlanInputs): Plan {
       context: image.context,
       contextDigest: digest,
       base: image.base ?? null,
-      buildArgs: sortedRecord({ ...image.buildArgs, ...(inputs.buildArgs ?? {}) }),
+      buildArgs,
       target: image.target ?? null,
       labels: sortedRecord(labels),
       templates,
@@ -188,9 +221,13 @@ export async function makePlan(loaded: LoadedManifest, inputs: PlanInputs): Prom
   renderTags(manifest.tags, { env: inputs.env, sha: inputs.sha });
   const byContext = new Map<string, Promise<string>>();
   const contextDigests: Record<string, string> = {};
+  const dockerfileDigests: Record<string, string> = {};
   for (const name of imageOrder(manifest, inputs.images)) {
     const image = manifest.images[name];
     if (!image) continue;
+    // An unreadable Dockerfile is preflight's error to report; the plan just records no digest.
+    const dockerfile = await readFile(path.resolve(loaded.dir, image.dockerfile)).catch(() => null);
+    if (dockerfile) dockerfileDigests[name] = `sha256:${sha256Hex(dockerfile)}`;
     const dir = path.resolve(loaded.dir, image.context);
     let digest = byContext.get(dir);
     if (!digest) {
@@ -199,7 +236,7 @@ export async function makePlan(loaded: LoadedManifest, inputs: PlanInputs): Prom
     }
     contextDigests[name] = await digest;
   }
-  return plan(manifest, { ...inputs, contextDigests });
+  return plan(manifest, { ...inputs, contextDigests, dockerfileDigests });
 }
 
 const PlannedImageSchema = z.object({

@@ -1,6 +1,8 @@
 import {
   BatchGetImageCommand,
   CreateRepositoryCommand,
+  DescribeImagesCommand,
+  type DescribeImagesCommandOutput,
   DescribeRepositoriesCommand,
   ECRClient,
   type ECRClientConfig,
@@ -10,8 +12,15 @@ import {
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
-import { configDigestOf, MANIFEST_MEDIA_TYPES } from './oci.js';
-import type { EngineAuth, PutTagOptions, Registry, RepositorySettings } from './registry.js';
+import { configDigestOf, MANIFEST_MEDIA_TYPES, OciRegistry } from './oci.js';
+import type {
+  EngineAuth,
+  ImageDetails,
+  PutTagOptions,
+  Registry,
+  RepositoryInfo,
+  RepositorySettings,
+} from './registry.js';
 import type { RegistryUrl } from './url.js';
 
 /** The ECR calls Slipway makes, and nothing else; {@link sdkEcrApi} implements it over the AWS SDK. */
@@ -36,6 +45,15 @@ export interface EcrApi {
     repository: string,
     image: { manifest: string; mediaType: string | undefined; tag: string; digest: string },
   ): Promise<void>;
+  /**
+   * Every image of the repository (all pages), or only `digests` (a missing one is left out).
+   * Throws the SDK's RepositoryNotFoundException when the repository does not exist.
+   */
+  describeImages(
+    registryId: string,
+    repository: string,
+    digests?: readonly string[],
+  ): Promise<Array<{ digest: string; tags: string[]; pushedAt: Date | undefined }>>;
 }
 
 /** {@link EcrApi} over an `@aws-sdk/client-ecr` client. */
@@ -81,6 +99,33 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
         manifest: image.imageManifest,
         mediaType: image.imageManifestMediaType,
       };
+    },
+    async describeImages(registryId, repository, digests) {
+      const out: Array<{ digest: string; tags: string[]; pushedAt: Date | undefined }> = [];
+      let nextToken: string | undefined;
+      do {
+        let page: DescribeImagesCommandOutput;
+        try {
+          page = await client.send(
+            new DescribeImagesCommand({
+              registryId,
+              repositoryName: repository,
+              ...(digests ? { imageIds: digests.map((imageDigest) => ({ imageDigest })) } : {}),
+              ...(nextToken ? { nextToken } : {}),
+            }),
+          );
+        } catch (err) {
+          // Asked for digests, ECR fails the whole call when one is missing: that is "not there".
+          if (digests && nameOf(err) === 'ImageNotFoundException') return out;
+          throw err;
+        }
+        for (const d of page.imageDetails ?? []) {
+          if (d.imageDigest)
+            out.push({ digest: d.imageDigest, tags: d.imageTags ?? [], pushedAt: d.imagePushedAt });
+        }
+        nextToken = page.nextToken;
+      } while (nextToken);
+      return out;
     },
     async putImage(registryId, repository, image) {
       await client.send(
@@ -132,6 +177,7 @@ export class EcrRegistry implements Registry {
   private readonly account: string;
   private readonly region: string;
   private auth: { engine: EngineAuth; host: string; expiresAt: number } | undefined;
+  private distribution: OciRegistry | undefined;
 
   private constructor(
     url: Extract<RegistryUrl, { kind: 'ecr' }>,
@@ -273,6 +319,59 @@ export class EcrRegistry implements Registry {
       }
       throw err;
     }
+  }
+
+  /** DescribeImages: every image of the repository, with ECR's own push times. */
+  async describeRepository(repository: string): Promise<RepositoryInfo> {
+    let images: Awaited<ReturnType<EcrApi['describeImages']>>;
+    try {
+      images = await this.call(`describe the images of ${repository}`, repository, () =>
+        this.api.describeImages(this.account, repository),
+      );
+    } catch (err) {
+      if (err instanceof SlipwayError && err.code === 'REPOSITORY_NOT_FOUND') {
+        return { exists: false, imageCount: null, newestPush: null, newestPushSource: null };
+      }
+      throw err;
+    }
+    const times = images.flatMap((i) => (i.pushedAt ? [i.pushedAt.getTime()] : []));
+    const newest = times.length > 0 ? new Date(Math.max(...times)).toISOString() : null;
+    return {
+      exists: true,
+      imageCount: images.length,
+      newestPush: newest,
+      newestPushSource: newest === null ? null : 'pushed',
+    };
+  }
+
+  /** The manifest and config through the Distribution API (ECR serves it with the token), the push time through DescribeImages. */
+  async imageDetails(repository: string, reference: string): Promise<ImageDetails | null> {
+    const details = await (await this.distributionApi()).imageDetails(repository, reference);
+    if (!details) return null;
+    let described: Awaited<ReturnType<EcrApi['describeImages']>> = [];
+    try {
+      described = await this.call(`describe ${repository}@${details.digest}`, repository, () =>
+        this.api.describeImages(this.account, repository, [details.digest]),
+      );
+    } catch (err) {
+      if (!(err instanceof SlipwayError && err.code === 'REPOSITORY_NOT_FOUND')) throw err;
+    }
+    return { ...details, pushedAt: described[0]?.pushedAt?.toISOString() ?? null };
+  }
+
+  /** An OCI client for the ECR host, authenticated with the ECR token (for manifests and configs). */
+  private async distributionApi(): Promise<OciRegistry> {
+    const auth = await this.engineAuth();
+    this.distribution ??= new OciRegistry(
+      { kind: 'oci', host: this.host, prefix: '', url: `oci://${this.host}` },
+      {
+        redactor: this.redactor,
+        ...(auth.username !== undefined && auth.password !== undefined
+          ? { username: auth.username, password: auth.password }
+          : {}),
+      },
+    );
+    return this.distribution;
   }
 
   /** Runs one ECR call, translating SDK errors into SlipwayErrors with hints. */

@@ -1,8 +1,16 @@
 import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
-import type { EngineAuth, PutTagOptions, Registry, RepositorySettings } from './registry.js';
+import type {
+  EngineAuth,
+  ImageDetails,
+  PutTagOptions,
+  Registry,
+  RepositoryInfo,
+  RepositorySettings,
+} from './registry.js';
 import {
   isRetryableStatus,
   parseRetryAfter,
@@ -70,6 +78,36 @@ export function configDigestOf(manifestJson: string): string | null {
     return null;
   }
 }
+
+/** What an image config document says that status reads. */
+interface ImageConfigDoc {
+  created?: unknown;
+  config?: { Labels?: Record<string, unknown> | null } | null;
+}
+
+/** The `created` time and string labels of an image config document. */
+export function parseImageConfig(text: string): { created: string | null; labels: Record<string, string> } {
+  let doc: ImageConfigDoc;
+  try {
+    doc = JSON.parse(text) as ImageConfigDoc;
+  } catch {
+    return { created: null, labels: {} };
+  }
+  const labels: Record<string, string> = {};
+  for (const [k, v] of Object.entries(doc.config?.Labels ?? {})) if (typeof v === 'string') labels[k] = v;
+  return { created: typeof doc.created === 'string' ? doc.created : null, labels };
+}
+
+/** The target of a `Link: <…>; rel="next"` header (tags list pagination), or null. */
+export function nextLink(header: string | null): string | null {
+  const m = header ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(header) : null;
+  return m?.[1] ?? null;
+}
+
+/** At most this many images of a repository are read to find its newest (each costs two requests). */
+const MAX_DESCRIBED = 100;
+/** Image configs are small JSON documents; anything larger is refused rather than buffered. */
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
 type Scope = string;
 const pull = (repo: string): Scope => `repository:${repo}:pull`;
@@ -175,6 +213,104 @@ export class OciRegistry implements Registry {
     }
     if (src !== dst) await this.copyReferenced(src, dst, manifest);
     await this.putManifest(dst, tag, manifest);
+  }
+
+  /**
+   * Lists the tags, resolves each (distinct digests are the image count) and reads the configs of
+   * up to 100 images for the newest `created`: the Distribution API records no push time.
+   */
+  async describeRepository(repository: string): Promise<RepositoryInfo> {
+    const repo = this.path(repository);
+    const tags = await this.listTags(repo);
+    if (tags === null) return { exists: false, imageCount: null, newestPush: null, newestPushSource: null };
+    const limit = pLimit(6);
+    const resolved = await Promise.all(tags.map((t) => limit(() => this.resolve(repository, t))));
+    const digests = [...new Set(resolved.filter((d): d is string => d !== null))];
+    const details = await Promise.all(
+      digests.slice(0, MAX_DESCRIBED).map((d) => limit(() => this.imageDetails(repository, d))),
+    );
+    const created = details.flatMap((d) => (d?.created ? [d.created] : []));
+    const newest =
+      created.length > 0 ? created.reduce((a, b) => (Date.parse(b) > Date.parse(a) ? b : a)) : null;
+    return {
+      exists: true,
+      imageCount: digests.length,
+      newestPush: newest,
+      newestPushSource: newest === null ? null : 'created',
+    };
+  }
+
+  async imageDetails(repository: string, reference: string): Promise<ImageDetails | null> {
+    const repo = this.path(repository);
+    const manifest = await this.getManifest(repo, reference);
+    if (!manifest) return null;
+    const own = configDigestOf(manifest.body.toString('utf8'));
+    let configDigest = own;
+    if (configDigest === null) {
+      // An index: labels live in each platform's config; the first platform speaks for the image.
+      const doc = JSON.parse(manifest.body.toString('utf8')) as { manifests?: Array<{ digest: string }> };
+      const first = doc.manifests?.[0];
+      const child = first ? await this.getManifest(repo, first.digest) : null;
+      configDigest = child ? configDigestOf(child.body.toString('utf8')) : null;
+    }
+    const config = configDigest === null ? null : await this.getBlob(repo, configDigest);
+    const parsed = config ? parseImageConfig(config.toString('utf8')) : { created: null, labels: {} };
+    return {
+      digest: manifest.digest,
+      configDigest: own,
+      created: parsed.created,
+      pushedAt: null,
+      labels: parsed.labels,
+    };
+  }
+
+  /** Every tag of a repository (following pagination), or null when the repository does not exist. */
+  private async listTags(repo: string): Promise<string[] | null> {
+    const what = `list the tags of ${repo}`;
+    const tags: string[] = [];
+    let next: string | null = `/v2/${repo}/tags/list?n=1000`;
+    while (next !== null) {
+      const res = await this.request('GET', next, { scopes: [pull(repo)], what });
+      if (res.status === 404) {
+        await res.body?.cancel();
+        return null;
+      }
+      if (!res.ok) throw await this.statusError(res, what, repo);
+      const doc = (await res.json()) as { tags?: string[] | null };
+      tags.push(...(doc.tags ?? []));
+      const link = nextLink(res.headers.get('link'));
+      next = link === null ? null : ((u) => u.pathname + u.search)(new URL(link, this.base));
+    }
+    return tags;
+  }
+
+  /** Reads a (small) blob, verifying its digest; null when absent. */
+  private async getBlob(repo: string, digest: string): Promise<Buffer | null> {
+    const what = `read blob ${repo}@${digest}`;
+    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { scopes: [pull(repo)], what });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) throw await this.statusError(res, what, `${repo}@${digest}`);
+    if (Number(res.headers.get('content-length') ?? 0) > MAX_CONFIG_BYTES) {
+      await res.body?.cancel();
+      throw new SlipwayError('REGISTRY_ERROR', `${what}: larger than ${MAX_CONFIG_BYTES} bytes`, {
+        resource: `${this.host}/${repo}@${digest}`,
+      });
+    }
+    const body = Buffer.from(await res.arrayBuffer());
+    if (sha256Digest(body) !== digest) {
+      throw new SlipwayError(
+        'DIGEST_MISMATCH',
+        `${this.host}/${repo}@${digest}: the blob served hashes to ${sha256Digest(body)}`,
+        {
+          resource: `${this.host}/${repo}@${digest}`,
+          hint: 'the registry or a proxy altered the blob',
+        },
+      );
+    }
+    return body;
   }
 
   /** Reads a manifest by tag or digest (verifying a digest reference against the body); null when absent. */

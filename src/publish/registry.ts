@@ -27,6 +27,35 @@ export interface PutTagOptions {
   readonly from?: string;
 }
 
+/** What a registry can say about a repository (for `status`). */
+export interface RepositoryInfo {
+  /** False when the registry does not know the repository at all. */
+  readonly exists: boolean;
+  /** How many images it holds (distinct tagged manifests on an OCI registry), or null when it cannot say. */
+  readonly imageCount: number | null;
+  /** The newest push time (ISO-8601), or null when unknown or empty. */
+  readonly newestPush: string | null;
+  /**
+   * Where `newestPush` comes from: `pushed` is the registry's own push time (ECR); `created` is
+   * the newest image's build time from its config (the Distribution API records no push time).
+   */
+  readonly newestPushSource: 'pushed' | 'created' | null;
+}
+
+/** One image as the registry serves it: its manifest digest and what its config says. */
+export interface ImageDetails {
+  /** The manifest digest (what a tag resolves to and a pin holds). */
+  readonly digest: string;
+  /** The config digest (the engine's image ID for a single-platform image), or null for an index. */
+  readonly configDigest: string | null;
+  /** The config's `created` time, or null. */
+  readonly created: string | null;
+  /** When the registry received it (ECR), or null when the registry cannot say. */
+  readonly pushedAt: string | null;
+  /** The image's labels (from its config). */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 /** A container registry. */
 export interface Registry {
   /** The registry URL without credentials, e.g. `oci://127.0.0.1:5000/prefix`. */
@@ -55,4 +84,8 @@ export interface Registry {
   configDigest(repository: string, digest: string): Promise<string | null>;
   /** Points `tag` at the manifest `digest` by copying the manifest (no layer is uploaded). */
   putTag(repository: string, digest: string, tag: string, options?: PutTagOptions): Promise<void>;
+  /** Whether the repository exists, how many images it holds and when it was last pushed to. */
+  describeRepository(repository: string): Promise<RepositoryInfo>;
+  /** The image a tag or digest names, with its config's labels and times; null when it does not resolve. */
+  imageDetails(repository: string, reference: string): Promise<ImageDetails | null>;
 }

@@ -233,12 +233,66 @@ export class EcrTestServer {
           },
         };
       }
+      case 'DescribeImages': {
+        const name = String(input.repositoryName);
+        this.repo(name);
+        const wanted = (input.imageIds as Array<{ imageDigest?: string }> | undefined)?.map(
+          (i) => i.imageDigest,
+        );
+        const images = await this.images(name);
+        const details = [];
+        for (const [digest, tags] of images) {
+          if (wanted && !wanted.includes(digest)) continue;
+          details.push({
+            registryId: this.account,
+            repositoryName: name,
+            imageDigest: digest,
+            imageTags: tags,
+            imagePushedAt: (await this.pushedAt(name, digest)) / 1000,
+          });
+        }
+        if (wanted && details.length < wanted.length) {
+          throw new AwsError(
+            'ImageNotFoundException',
+            'The image requested does not exist in the specified repository.',
+          );
+        }
+        return { imageDetails: details };
+      }
       default:
         throw new AwsError(
           'UnknownOperationException',
           `operation ${op} is not supported by the test server`,
         );
     }
+  }
+
+  /** The repository's tagged images: digest -> tags (untagged manifests are invisible through the Distribution API). */
+  private async images(repo: string): Promise<Map<string, string[]>> {
+    const res = await fetch(`http://${this.registry}/v2/${repo}/tags/list`);
+    const out = new Map<string, string[]>();
+    if (res.status === 404) return out;
+    const tags = ((await res.json()) as { tags?: string[] | null }).tags ?? [];
+    for (const tag of tags) {
+      const got = await this.getManifest(repo, tag);
+      if (got) out.set(got.digest, [...(out.get(got.digest) ?? []), tag]);
+    }
+    return out;
+  }
+
+  /**
+   * The push time ECR would report. The backing registry records none, so the image config's
+   * `created` stands in for it (in these tests an image is pushed right after it is built).
+   */
+  private async pushedAt(repo: string, digest: string): Promise<number> {
+    const manifest = await this.getManifest(repo, digest);
+    const config = manifest
+      ? (JSON.parse(manifest.body) as { config?: { digest?: string } }).config
+      : undefined;
+    if (!config?.digest) return Date.now();
+    const res = await fetch(`http://${this.registry}/v2/${repo}/blobs/${config.digest}`);
+    const created = res.ok ? ((await res.json()) as { created?: string }).created : undefined;
+    return created ? Date.parse(created) : Date.now();
   }
 
   private async getManifest(

@@ -7,6 +7,7 @@ import { registerRelease } from './release.js';
 import { registerSchema } from './schema.js';
 import { registerSmoke } from './smoke.js';
 import { registerStage } from './stage.js';
+import { registerStatus } from './status.js';
 import { registerTag } from './tag.js';
 import { registerVerify } from './verify.js';
 
@@ -21,5 +22,6 @@ export const commands: readonly RegisterCommand[] = [
   registerSmoke,
   registerPins,
   registerRelease,
+  registerStatus,
   registerSchema,
 ];

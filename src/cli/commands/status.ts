@@ -1,0 +1,61 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { openPinStore } from '../../promote/open.js';
+import { openRegistry } from '../../publish/open.js';
+import { parseDuration } from '../../status/duration.js';
+import { statusTable } from '../../status/render.js';
+import { status } from '../../status/status.js';
+import type { Cli } from '../cli.js';
+import { collectBuildArg, parseBuildArgs } from './plan.js';
+
+interface StatusCommandOptions {
+  registry?: string;
+  env: string;
+  pins?: string;
+  check: boolean;
+  maxAge?: string;
+  buildArg: string[];
+}
+
+/** `slipway status`: is what is pinned the newest thing built from the manifest, pushed, and verified? */
+export function registerStatus(program: Command, cli: Cli): void {
+  program
+    .command('status')
+    .description(
+      'for every manifest image: its repository, {env}-latest, what this checkout would build, and every pin; flags EMPTY, STALE, DRIFT, DANGLING, UNVERIFIED',
+    )
+    .option(
+      '--registry <url>',
+      'oci://host[:port][/prefix] or ecr://<account>.dkr.ecr.<region>.amazonaws.com (default: publish.registry)',
+    )
+    .option('--env <env>', 'environment name rendered into tags', 'dev')
+    .option(
+      '--pins <url>',
+      'pin store with pins and smoke records (default: $SLIPWAY_PIN_STORE, else file:<manifest dir>/.slipway/pins.json)',
+    )
+    .option('--check', 'exit 1 when any flag is raised', false)
+    .option('--max-age <duration>', 'STALE when {env}-latest was built longer ago (e.g. 30d, 12h)')
+    .option('--build-arg <key=value>', 'build arg the release passes (repeatable)', collectBuildArg, [])
+    .action(async (opts: StatusCommandOptions) => {
+      const maxAgeSeconds = opts.maxAge === undefined ? null : parseDuration(opts.maxAge);
+      const loaded = await cli.loadManifest();
+      const url = opts.registry ?? loaded.manifest.publish.registry;
+      if (!url) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
+      const env = cli.io.env;
+      const registry = await openRegistry(url, { env, redactor: cli.redactor });
+      const storeUrl =
+        opts.pins ?? env.SLIPWAY_PIN_STORE ?? `file:${path.join(loaded.dir, '.slipway', 'pins.json')}`;
+      const pins = await openPinStore(storeUrl, { cwd: cli.io.cwd });
+      try {
+        const report = await status(
+          loaded,
+          { env: opts.env, maxAgeSeconds, buildArgs: parseBuildArgs(cli, opts.buildArg) },
+          { registry, pins },
+        );
+        cli.print(report, statusTable(report));
+        if (opts.check && !report.ok) cli.exitCode = 1;
+      } finally {
+        await pins.close();
+      }
+    });
+}
