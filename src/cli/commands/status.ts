@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { openPinStore } from '../../promote/open.js';
-import { openRegistry } from '../../publish/open.js';
+import { pinStoreUrlFor } from '../../app/settings.js';
 import { parseDuration } from '../../status/duration.js';
 import { statusTable } from '../../status/render.js';
 import { status } from '../../status/status.js';
@@ -41,21 +40,15 @@ export function registerStatus(program: Command, cli: Cli): void {
       const loaded = await cli.loadManifest();
       const url = opts.registry ?? loaded.manifest.publish.registry;
       if (!url) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
-      const env = cli.io.env;
-      const registry = await openRegistry(url, { env, redactor: cli.redactor });
-      const storeUrl =
-        opts.pins ?? env.SLIPWAY_PIN_STORE ?? `file:${path.join(loaded.dir, '.slipway', 'pins.json')}`;
-      const pins = await openPinStore(storeUrl, { cwd: cli.io.cwd });
-      try {
-        const report = await status(
+      const pinStore = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
+      const report = await cli.withPorts({ registry: url, pinStore }, (ports) =>
+        status(
           loaded,
           { env: opts.env, maxAgeSeconds, buildArgs: parseBuildArgs(cli, opts.buildArg) },
-          { registry, pins },
-        );
-        cli.print(report, statusTable(report));
-        if (opts.check && !report.ok) cli.exitCode = 1;
-      } finally {
-        await pins.close();
-      }
+          { registry: ports.registry, pins: ports.pins },
+        ),
+      );
+      cli.print(report, statusTable(report));
+      if (opts.check && !report.ok) cli.exitCode = 1;
     });
 }
