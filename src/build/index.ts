@@ -1,8 +1,5 @@
 /** The build stage: Dockerfile preflight, build contexts, and building the plan's images. */
 export * from './build.js';
-export * from './build-stream.js';
 export * from './context.js';
-export * from './docker-engine.js';
 export * from './dockerfile.js';
-export * from './engine.js';
 export * from './preflight.js';

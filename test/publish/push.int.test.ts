@@ -10,6 +10,7 @@ import {
   buildPair,
   builtOf,
   docker,
+  engine,
   planFor,
   pullId,
   removeImages,
@@ -52,7 +53,11 @@ describe('pushImages to an OCI registry', () => {
     const registry = await openRegistry(`oci://${registryAddr}/${prefix}`);
     const sink = collectingSink();
 
-    const result = await pushImages(plan, builtOf(pair), registry, { repositorySettings: settings, sink });
+    const result = await pushImages(plan, builtOf(pair), registry, {
+      engine,
+      repositorySettings: settings,
+      sink,
+    });
 
     expect(result).toEqual({
       registry: `oci://${registryAddr}/${prefix}`,
@@ -101,6 +106,7 @@ describe('pushImages to an OCI registry', () => {
       builtOf(pair),
       await openRegistry(`oci://${registryAddr}/${prefix}`),
       {
+        engine,
         repositorySettings: settings,
       },
     );
@@ -111,7 +117,7 @@ describe('pushImages to an OCI registry', () => {
         plan,
         builtOf(pair),
         await openRegistry(`oci://${proxy.addr}/${prefix}`),
-        { repositorySettings: settings },
+        { engine, repositorySettings: settings },
       );
       expect(second.images.map((i) => ({ digest: i.digest, pushed: i.pushed, skipped: i.skipped }))).toEqual(
         first.images.map((i) => ({ digest: i.digest, pushed: [], skipped: i.tags })),
@@ -148,6 +154,7 @@ describe('pushImages to ECR', () => {
     expect(registry.imageName('x/y').toString()).toBe(`${registryAddr}/x/y`);
 
     const result = await pushImages(plan, builtOf(pair), registry, {
+      engine,
       repositorySettings: { scanOnPush: false, tagMutability: 'MUTABLE' },
       createRepos: true,
     });
@@ -169,7 +176,7 @@ describe('pushImages to ECR', () => {
     }
     await expectPulledBack(result, { ...(await registry.engineAuth()) } as Record<string, string>);
 
-    const again = await pushImages(plan, builtOf(pair), registry, { repositorySettings: settings });
+    const again = await pushImages(plan, builtOf(pair), registry, { engine, repositorySettings: settings });
     expect(again.images.map((i) => [i.digest, i.pushed, i.skipped])).toEqual(
       result.images.map((i) => [i.digest, [], i.tags]),
     );

@@ -1,5 +1,5 @@
-import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dockerEngine } from '../../src/engine/docker-engine.js';
 import { SmokeSpecSchema } from '../../src/manifest/schema.js';
 import type { ExpectedTemplate } from '../../src/smoke/assertions.js';
 import { dirTreeEntries } from '../../src/smoke/local-tree.js';
@@ -8,6 +8,7 @@ import { digestDirectory } from '../../src/stage/tree.js';
 import { requireServices } from '../support/services.js';
 import {
   buildFixture,
+  engine,
   expectNothingLeft,
   referenceResults,
   referenceSpec,
@@ -55,6 +56,7 @@ afterAll(async () => {
 async function smoke(variant: string, extra: Partial<SmokeOptions> = {}) {
   const imageName = `platform-agent-${variant}-${uniq()}`;
   const report = await runSmoke({
+    engine,
     image: tag(variant),
     imageName,
     spec: referenceSpec(),
@@ -234,7 +236,7 @@ describe('runSmoke against real fixture images', () => {
   });
 
   it('fails when the engine is unreachable', async () => {
-    const r = await smoke('good', { docker: new Dockerode({ socketPath: `/tmp/no-engine-${uniq()}.sock` }) });
+    const r = await smoke('good', { engine: dockerEngine({ socketPath: `/tmp/no-engine-${uniq()}.sock` }) });
     expect(r.passed).toBe(false);
     expect(r.failure?.code).toBe('engine-unreachable');
     expect(r.failure?.message).toMatch(/^the Docker engine does not answer \(.*ENOENT.*\)/);
@@ -254,6 +256,7 @@ describe('runSmoke against real fixture images', () => {
 
   it('fails a local image that does not exist', async () => {
     const r = await runSmoke({
+      engine,
       image: `slipway-smoke-test/nothing:${uniq()}`,
       imageName: 'platform-agent',
       spec: referenceSpec(),
@@ -313,6 +316,7 @@ describe('runSmoke against real fixture images', () => {
     setTimeout(() => controller.abort(), 1500);
     await expect(
       runSmoke({
+        engine,
         image: tag('silent'),
         imageName,
         spec: referenceSpec(),
