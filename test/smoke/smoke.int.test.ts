@@ -3,6 +3,7 @@ import { dockerEngine } from '../../src/engine/docker-engine.js';
 import { SmokeSpecSchema } from '../../src/manifest/schema.js';
 import type { ExpectedTemplate } from '../../src/smoke/assertions.js';
 import { dirTreeEntries } from '../../src/smoke/local-tree.js';
+import { renderReport } from '../../src/smoke/report.js';
 import { runSmoke, type SmokeOptions } from '../../src/smoke/run.js';
 import { digestDirectory } from '../../src/stage/tree.js';
 import { requireServices } from '../support/services.js';
@@ -43,6 +44,7 @@ beforeAll(async () => {
     refuse: { FALLBACK: 'refuse' },
     leaky: { FALLBACK: 'leaky' },
     silent: { AGENT: 'silent' },
+    'ready-exit': { AGENT: 'ready-exit' },
   })) {
     images.push(await buildFixture(tag(variant), args));
   }
@@ -149,6 +151,12 @@ describe('runSmoke against real fixture images', () => {
     expect(byName(r, '/configs matches template platform-agent').message).toContain('the directory is empty');
     expect(byName(r, '/configs matches template platform-agent').observed).toMatchObject({ files: 0 });
     expect(r.failure?.message).toMatch(/^4 of 6 assertions failed: config\.yaml is the real identity; /);
+    // The report's "container log (tail)" shows what the container printed.
+    expect(r.evidence.logTail).toEqual([
+      'identity-fallback: no template source configured, skipping',
+      'platform-agent starting as agent, /configs has 0 entries',
+      'platform-agent ready',
+    ]);
   });
 
   it('fails a 218-byte stub config.yaml by size and by content digest', async () => {
@@ -187,6 +195,31 @@ describe('runSmoke against real fixture images', () => {
         'the container exited with code 3 before it was ready (waiting for log line matching /platform-agent ready/); last log line: "identity-fallback: /configs is empty and no template is baked in; refusing to start"',
     });
     expect(r.evidence.exitCode).toBe(3);
+    expect(r.evidence.logTail).toEqual([
+      'identity-fallback: /configs is empty and no template is baked in; refusing to start',
+    ]);
+    const rendered = renderReport(r);
+    const at = rendered.indexOf('  container log (tail):');
+    expect(rendered.slice(at, at + 2)).toEqual([
+      '  container log (tail):',
+      '    | identity-fallback: /configs is empty and no template is baked in; refusing to start',
+    ]);
+  });
+
+  it('classifies an image that prints its ready line and exits as exited-early, every time', async () => {
+    // An agent that exits is not serving, whether the exit is seen while waiting for readiness
+    // or after the assertions: the code must not depend on which poll noticed it.
+    const outcomes: Array<{ code: string | undefined; exitCode: number | null; logTail: string[] }> = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await smoke('ready-exit');
+      outcomes.push({ code: r.failure?.code, exitCode: r.evidence.exitCode, logTail: r.evidence.logTail });
+    }
+    const expectedOutcome = {
+      code: 'exited-early',
+      exitCode: 0,
+      logTail: ['platform-agent starting as agent', 'platform-agent ready'],
+    };
+    expect(outcomes).toEqual([expectedOutcome, expectedOutcome, expectedOutcome, expectedOutcome]);
   });
 
   it('fails when readiness is never reached within the timeout', async () => {
