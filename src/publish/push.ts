@@ -186,7 +186,9 @@ async function pushImmutableTags(progress: readonly Progress[], run: PushRun): P
         run.checkAbort();
         const target = p.ref.withTag(tag);
         try {
-          p.digest ??= await pushTag(run, p, tag, target, auth);
+          // Every tag is pushed (a short-circuiting `??=` would skip the later ones).
+          const digest = await pushTag(run, p, tag, target, auth);
+          p.digest ??= digest;
         } catch (err) {
           throw run.failure(err, `${p.image.name} (${target})`, 'no moving tag was changed');
         }

@@ -98,6 +98,30 @@ describe('pushImages to an OCI registry', () => {
     await expectPulledBack(result);
   });
 
+  it('pushes every immutable tag of an image, not only the first', async () => {
+    const prefix = `slipway-test-${uid()}`;
+    const base = planFor('molecule-ai');
+    const plan = {
+      ...base,
+      images: base.images.map((i) => ({ ...i, immutableTags: [...i.immutableTags, `build-${base.sha}`] })),
+    };
+    const registry = await openRegistry(`oci://${registryAddr}/${prefix}`);
+    const result = await pushImages(plan, builtOf(pair), registry, {
+      engine,
+      repositorySettings: settings,
+      holdMovingTags: true,
+    });
+    const tags = [`staging-${plan.sha}`, `build-${plan.sha}`];
+    expect(result.images.map((i) => ({ pushed: i.pushed, skipped: i.skipped }))).toEqual([
+      { pushed: tags, skipped: [] },
+      { pushed: tags, skipped: [] },
+    ]);
+    for (const [i, image] of result.images.entries()) {
+      const repo = plan.images[i]?.repository ?? '';
+      expect(await registry.resolve(repo, `build-${plan.sha}`)).toBe(image.digest);
+    }
+  });
+
   it('a second push uploads nothing and reports every tag as skipped', async () => {
     const prefix = `slipway-test-${uid()}`;
     const plan = planFor('molecule-ai');
