@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Dockerfile text uses ${VAR} literally
 /**
  * The image engine port's dockerode implementation against the real engine and the local
  * registry: build, inspect, tag, push, pull back by digest, and every container call smoke makes.
