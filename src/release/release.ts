@@ -3,6 +3,9 @@ import { SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
+import { dockerConnectionFromEnv } from '../engine/docker-connection.js';
+import { dockerEngine } from '../engine/docker-engine.js';
+import type { ImageEngine } from '../engine/image-engine.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { makePlan } from '../plan/plan.js';
 import type { Plan } from '../plan/types.js';
@@ -67,6 +70,8 @@ export async function release(loaded: LoadedManifest, options: ReleaseOptions): 
   const env = options.processEnv ?? {};
   const redactor = new Redactor().add(env.GITHUB_TOKEN, env.GITEA_TOKEN, env.SLIPWAY_REGISTRY_PASSWORD);
   const common = { sink, ...(options.signal ? { signal: options.signal } : {}) };
+  // Until the composition root injects it: the engine the environment names (never process.env).
+  const engine: ImageEngine = dockerEngine(dockerConnectionFromEnv(env));
 
   await verifyManifest(loaded, {
     strict: options.ci ?? false,
@@ -82,10 +87,11 @@ export async function release(loaded: LoadedManifest, options: ReleaseOptions): 
     source: options.source ?? null,
     ...(options.buildArgs ? { buildArgs: options.buildArgs } : {}),
   });
-  const built = await buildImages(loaded, plan, { noCache: options.noCache ?? false, ...common });
+  const built = await buildImages(loaded, plan, { engine, noCache: options.noCache ?? false, ...common });
 
   const registry: Registry = await openRegistry(options.registry, { env, redactor });
   const pushed = await pushImages(plan, built, registry, {
+    engine,
     createRepos: options.createRepos ?? false,
     repositorySettings: loaded.manifest.publish.ecr,
     holdMovingTags: true,
@@ -95,7 +101,7 @@ export async function release(loaded: LoadedManifest, options: ReleaseOptions): 
 
   const store: PinStore = await openPinStore(options.pinStore, { cwd: loaded.dir });
   try {
-    const smoke = await smokeAll(loaded, plan, pushed, registry, store, receipt, options, sink);
+    const smoke = await smokeAll(loaded, plan, pushed, registry, store, receipt, engine, options, sink);
     const published = await moveMovingTags(plan, pushed, registry, { redactor, ...common });
     const promotions: PromotionResult[] = [];
     if (options.promote) {
@@ -139,6 +145,7 @@ async function smokeAll(
   registry: Registry,
   store: PinStore,
   receipt: Awaited<ReturnType<typeof stageTemplates>>,
+  engine: ImageEngine,
   options: ReleaseOptions,
   sink: EventSink,
 ): Promise<SmokeReport[]> {
@@ -157,6 +164,7 @@ async function smokeAll(
       planned.templates.map((t) => t.name),
     );
     const report = await runSmoke({
+      engine,
       image: `${image.repository}@${image.digest}`,
       imageName: planned.name,
       spec,

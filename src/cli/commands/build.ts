@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { buildImages } from '../../build/build.js';
+import { dockerConnectionFromEnv } from '../../engine/docker-connection.js';
+import { dockerEngine } from '../../engine/docker-engine.js';
 import type { Plan } from '../../plan/types.js';
 import { preflight } from '../../preflight/preflight.js';
 import type { Cli } from '../cli.js';
@@ -44,6 +46,7 @@ export function registerBuild(program: Command, cli: Cli): void {
         plan = await planFromOptions(cli, loaded, images, opts);
       }
       const built = await buildImages(loaded, plan, {
+        engine: dockerEngine(dockerConnectionFromEnv(cli.io.env)),
         only: images,
         noCache: !opts.cache,
         buildkit: opts.buildkit,

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { buildImages, selectImages } from '../../build/build.js';
+import { dockerConnectionFromEnv } from '../../engine/docker-connection.js';
+import { dockerEngine } from '../../engine/docker-engine.js';
 import type { Plan } from '../../plan/types.js';
 import { preflight } from '../../preflight/preflight.js';
 import { openRegistry } from '../../publish/open.js';
@@ -61,7 +63,9 @@ export function registerPush(program: Command, cli: Cli): void {
       const registry = await openRegistry(url, { env: cli.io.env, redactor: cli.redactor });
       const toPush = { ...plan, images: selectImages(plan, images) };
       const signal = cli.io.signal ? { signal: cli.io.signal } : {};
+      const engine = dockerEngine(dockerConnectionFromEnv(cli.io.env));
       const pushOptions = {
+        engine,
         createRepos: opts.createRepos,
         repositorySettings: loaded.manifest.publish.ecr,
         sink: cli.sink,
@@ -69,7 +73,7 @@ export function registerPush(program: Command, cli: Cli): void {
         ...signal,
       };
       await prepareRepositories(toPush, registry, pushOptions);
-      const built = await buildImages(loaded, plan, { only: images, sink: cli.sink, ...signal });
+      const built = await buildImages(loaded, plan, { engine, only: images, sink: cli.sink, ...signal });
       const result = await pushImages(toPush, built, registry, pushOptions);
       cli.print(
         { ok: true, env: plan.env, sha: plan.sha, ...result },

@@ -2,6 +2,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { ImageRef } from '../../core/image-ref.js';
+import { dockerConnectionFromEnv } from '../../engine/docker-connection.js';
+import { dockerEngine } from '../../engine/docker-engine.js';
 import { openPinStore } from '../../promote/open.js';
 import type { EngineAuth } from '../../publish/registry.js';
 import { templatesAsserted, templatesFromReceipt } from '../../smoke/expected.js';
@@ -19,18 +21,6 @@ interface SmokeCommandOptions {
   allowSkip: boolean;
   pins?: string;
   timeout?: string;
-}
-
-/**
- * testcontainers reads its settings from process.env only. Offline there is no reaper image
- * (smoke removes its own containers anyway), and inside a container its host detection would
- * start a helper container; the caller's own values win, and `io.env` is never modified.
- */
-function configureTestcontainers(env: NodeJS.ProcessEnv): void {
-  const defaults = { TESTCONTAINERS_RYUK_DISABLED: 'true', TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1' };
-  for (const [k, v] of Object.entries(defaults)) {
-    if (process.env[k] === undefined) process.env[k] = env[k] ?? v;
-  }
 }
 
 /** `slipway smoke IMAGE --ref REF | --local ID`: boot the image, prove its identity, record the verdict. */
@@ -95,8 +85,8 @@ export function registerSmoke(program: Command, cli: Cli): void {
           ...(ref.registry ? { serveraddress: ref.registry } : {}),
         };
       }
-      configureTestcontainers(env);
       const report = await runSmoke({
+        engine: dockerEngine(dockerConnectionFromEnv(env)),
         image: ref ? ref.toString() : (opts.local ?? ''),
         imageName,
         spec: image.smoke,
