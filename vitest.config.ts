@@ -21,10 +21,6 @@ export default defineConfig({
           hookTimeout: 240_000,
           // The engine and registry are shared: keep files from starving each other on 2 cores.
           fileParallelism: false,
-          env: {
-            TESTCONTAINERS_RYUK_DISABLED: 'true',
-            TESTCONTAINERS_HOST_OVERRIDE: '127.0.0.1',
-          },
         },
       },
     ],

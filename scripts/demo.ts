@@ -14,10 +14,6 @@ const rootImage = process.env.SLIPWAY_ROOT_IMAGE ?? 'slipway.local/root:busybox'
 const pins = process.env.SLIPWAY_DEMO_PIN_STORE ?? 'file:.slipway/demo-pins.json';
 const sha = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repo, encoding: 'utf8' }).trim();
 
-// testcontainers (smoke) reads these from process.env: no reaper image exists offline.
-process.env.TESTCONTAINERS_RYUK_DISABLED ??= 'true';
-process.env.TESTCONTAINERS_HOST_OVERRIDE ??= '127.0.0.1';
-
 async function step(title: string, argv: string[]): Promise<void> {
   process.stderr.write(`\n=== ${title}\n$ slipway ${argv.join(' ')}\n`);
   const code = await main(argv, { cwd: repo });

@@ -10,6 +10,7 @@ export * from './core/image-ref.js';
 export * from './core/labels.js';
 export * from './core/redact.js';
 export * from './core/tree-digest.js';
+export * from './engine/index.js';
 export * from './manifest/contract.js';
 export * from './manifest/graph.js';
 export * from './manifest/json-schema.js';

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   buildImages,
+  dockerConnectionFromEnv,
+  dockerEngine,
   gitSource,
   type LoadedManifest,
   loadManifest,
@@ -27,6 +29,7 @@ export function buildGroup(config: BenchConfig): Group {
   const platformTag = `bench/platform:peer-${config.runId}`;
   const agentTag = `bench/platform-agent:peer-${config.runId}`;
   const buildArgs = { ROOT_IMAGE: config.rootImage };
+  const engine = dockerEngine(dockerConnectionFromEnv(process.env));
 
   const ready = (): { loaded: LoadedManifest; plan: Plan; planInputs: PlanInputs } => {
     if (!loaded || !plan || !planInputs) throw new Error('build: setup did not run');
@@ -61,7 +64,7 @@ export function buildGroup(config: BenchConfig): Group {
     does: 'per image: read the Dockerfile, walk the build context through .dockerignore and digest it, inspect the base image, hash every input, inspect <repository>:slipway-<input digest>; reuse it when its label matches (no build request reaches the engine)',
     async run() {
       const { loaded, plan } = ready();
-      requireReused(await buildImages(loaded, plan, { sink: silentSink }));
+      requireReused(await buildImages(loaded, plan, { engine, sink: silentSink }));
     },
   };
 
@@ -73,7 +76,7 @@ export function buildGroup(config: BenchConfig): Group {
     async run() {
       const { loaded, planInputs } = ready();
       const fresh = await makePlan(loaded, planInputs);
-      requireReused(await buildImages(loaded, fresh, { sink: silentSink }));
+      requireReused(await buildImages(loaded, fresh, { engine, sink: silentSink }));
     },
   };
 
@@ -152,7 +155,7 @@ export function buildGroup(config: BenchConfig): Group {
       plan = await makePlan(loaded, planInputs);
       const before = await slipwayTags(plan.images.map((i) => i.repository));
       // Build once (or find the images already built): every timed check then finds them up to date.
-      const built = await buildImages(loaded, plan, { sink: silentSink });
+      const built = await buildImages(loaded, plan, { engine, sink: silentSink });
       // Only what this build made; other processes may build into the same repositories meanwhile.
       created = Object.values(built)
         .filter((b) => !b.reused && !before.has(b.localTag))

@@ -4,12 +4,11 @@ import { SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import { LABELS } from '../core/labels.js';
 import { sha256Hex } from '../core/tree-digest.js';
+import type { ImageEngine, ImageInfo } from '../engine/image-engine.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import type { Plan, PlannedImage } from '../plan/types.js';
 import { contextDigest, type ExtraEntry, packContext, readBuildContext } from '../preflight/context.js';
 import { analyzeDockerfile, referencesBaseImage } from '../preflight/dockerfile.js';
-import { dockerBuildEngine } from './docker-engine.js';
-import type { BuildEngine, BuiltImageInfo } from './engine.js';
 
 /** An image built (or found up to date) by {@link buildImages}. */
 export interface BuiltImage {
@@ -27,8 +26,8 @@ export interface BuiltImage {
 
 /** Options for {@link buildImages}. */
 export interface BuildOptions {
-  /** The engine port (default: dockerode on the local socket). */
-  readonly engine?: BuildEngine;
+  /** The image engine the images are built in. */
+  readonly engine: ImageEngine;
   /** Build only these images and their bases (default: every image in the plan). */
   readonly only?: readonly string[];
   /** Rebuild even when an up-to-date image exists, without the engine's layer cache. */
@@ -102,9 +101,9 @@ export function selectImages(plan: Plan, only?: readonly string[]): PlannedImage
 export async function buildImages(
   loaded: LoadedManifest,
   plan: Plan,
-  options: BuildOptions = {},
+  options: BuildOptions,
 ): Promise<Record<string, BuiltImage>> {
-  const engine = options.engine ?? dockerBuildEngine();
+  const { engine } = options;
   const sink = options.sink ?? silentSink;
   const now = options.now ?? (() => new Date());
   const built: Record<string, BuiltImage> = {};
@@ -138,7 +137,7 @@ export async function buildImages(
 }
 
 interface OneOptions {
-  engine: BuildEngine;
+  engine: ImageEngine;
   sink: EventSink;
   now: () => Date;
   noCache: boolean;
@@ -175,7 +174,7 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
     );
   }
 
-  let base: { image: BuiltImage; info: BuiltImageInfo; planned: PlannedImage } | null = null;
+  let base: { image: BuiltImage; info: ImageInfo; planned: PlannedImage } | null = null;
   if (o.base !== null) {
     const { built, planned } = o.base;
     if (!built || !planned) {
@@ -297,7 +296,7 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
 
 /** Refuses a build whose FROM image is not local: Slipway never pulls (a pull could fetch anything). */
 async function requireLocalFroms(
-  engine: BuildEngine,
+  engine: ImageEngine,
   image: PlannedImage,
   text: string,
   buildArgs: Readonly<Record<string, string>>,

@@ -1,5 +1,2 @@
 /** The build stage: building the plan's images (preflight and build contexts live in ../preflight). */
 export * from './build.js';
-export * from './build-stream.js';
-export * from './docker-engine.js';
-export * from './engine.js';

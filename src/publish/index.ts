@@ -1,7 +1,6 @@
 /** The publish stage: registries (ECR, OCI), pushing images with tags, and manifest copies. */
 export * from './copy.js';
 export * from './ecr.js';
-export * from './engine.js';
 export * from './oci.js';
 export * from './open.js';
 export * from './push.js';

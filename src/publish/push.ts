@@ -2,14 +2,14 @@ import { messageOf, SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import type { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
+import type { EngineAuth, ImageEngine, ImageInfo } from '../engine/image-engine.js';
 import type { Plan, PlannedImage } from '../plan/types.js';
-import { dockerPushEngine, type PushEngine } from './engine.js';
 import type { Registry, RepositorySettings } from './registry.js';
 
 /** Options of {@link pushImages}. */
 export interface PushOptions {
-  /** The engine holding the built images (default: the local Docker engine). */
-  readonly engine?: PushEngine;
+  /** The engine holding the built images; it pushes them. */
+  readonly engine: ImageEngine;
   /** Create missing repositories (ECR) instead of failing before anything is pushed. */
   readonly createRepos?: boolean;
   /** Settings for repositories created with `createRepos` (the manifest's `publish.ecr`). */
@@ -51,6 +51,8 @@ export interface PushResult {
 
 interface Progress {
   readonly image: PlannedImage;
+  /** The local image ID the build produced. */
+  readonly localId: string;
   readonly ref: ImageRef;
   digest: string | undefined;
   readonly pushed: string[];
@@ -87,21 +89,62 @@ export async function pushImages(
   registry: Registry,
   options: PushOptions,
 ): Promise<PushResult> {
-  const sink = options.sink ?? silentSink;
-  const redactor = options.redactor ?? new Redactor();
-  const engine = options.engine ?? dockerPushEngine();
-  const checkAbort = () => {
-    if (options.signal?.aborted) {
-      throw new SlipwayError('INTERRUPTED', 'push interrupted; moving tags were not changed');
-    }
-  };
-  let changed = false;
-  const failure = (err: unknown, where: string, state: string) =>
-    wrapFailure(err, where, state, { changed, sink, redactor });
+  const run = startPush(registry, options);
+  const progress = planProgress(plan, built, registry);
+  await checkRepositories(plan, run, options);
+  await pushImmutableTags(progress, run);
+  const immutable = immutableResult(registry, progress);
+  if (options.holdMovingTags) return immutable;
+  run.checkAbort();
+  return moveMovingTags(plan, immutable, registry, {
+    sink: run.sink,
+    redactor: run.redactor,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+}
 
-  const progress: Progress[] = [];
-  for (const image of plan.images) {
-    if (!built[image.name]) {
+/** The state one push run shares between its steps. */
+interface PushRun {
+  readonly registry: Registry;
+  readonly engine: ImageEngine;
+  readonly sink: EventSink;
+  readonly redactor: Redactor;
+  /** True once anything was written to the registry (an unreachable registry is then a failed push). */
+  changed: boolean;
+  /** Local tags this run added to push under; removed again at the end. */
+  readonly createdTags: string[];
+  checkAbort(): void;
+  failure(err: unknown, where: string, state: string): SlipwayError;
+}
+
+function startPush(registry: Registry, options: PushOptions): PushRun {
+  const run: PushRun = {
+    registry,
+    engine: options.engine,
+    sink: options.sink ?? silentSink,
+    redactor: options.redactor ?? new Redactor(),
+    changed: false,
+    createdTags: [],
+    checkAbort() {
+      if (options.signal?.aborted) {
+        throw new SlipwayError('INTERRUPTED', 'push interrupted; moving tags were not changed');
+      }
+    },
+    failure: (err, where, state) =>
+      wrapFailure(err, where, state, { changed: run.changed, sink: run.sink, redactor: run.redactor }),
+  };
+  return run;
+}
+
+/** One entry per planned image; refuses an image that was not built or has no immutable tag. */
+function planProgress(
+  plan: Plan,
+  built: Readonly<Record<string, { readonly id: string }>>,
+  registry: Registry,
+): Progress[] {
+  return plan.images.map((image) => {
+    const local = built[image.name];
+    if (!local) {
       throw new SlipwayError('PUSH_FAILED', `image ${image.name} was not built; nothing was pushed`, {
         resource: image.name,
         hint: 'build every image of the plan before pushing',
@@ -112,45 +155,163 @@ export async function pushImages(
         resource: image.name,
       });
     }
-    progress.push({
+    return {
       image,
+      localId: local.id,
       ref: registry.imageName(image.repository),
       digest: undefined,
       pushed: [],
       skipped: [],
-    });
-  }
+    };
+  });
+}
 
-  // Every repository first: a missing one fails before a single layer moves.
+/** Every repository first: a missing one fails before a single layer moves. */
+async function checkRepositories(plan: Plan, run: PushRun, options: PushOptions): Promise<void> {
   try {
-    await prepareRepositories(plan, registry, options);
+    await prepareRepositories(plan, run.registry, options);
   } catch (err) {
     const e = err as SlipwayError;
-    throw failure(err, e.resource ?? registry.url, 'nothing was pushed');
+    throw run.failure(err, e.resource ?? run.registry.url, 'nothing was pushed');
   }
+}
 
-  const auth = await registry.engineAuth();
-  redactor.add(auth.password);
-  const createdTags: string[] = [];
+/** Pushes and verifies every immutable tag, bases first; always removes the local tags it added. */
+async function pushImmutableTags(progress: readonly Progress[], run: PushRun): Promise<void> {
+  const auth = await run.registry.engineAuth();
+  run.redactor.add(auth.password);
   try {
     for (const p of progress) {
-      const localId = (built[p.image.name] as { id: string }).id;
       for (const tag of p.image.immutableTags) {
-        checkAbort();
+        run.checkAbort();
         const target = p.ref.withTag(tag);
         try {
-          const digest = await pushTag(p, localId, tag, target);
+          // Every tag is pushed (a short-circuiting `??=` would skip the later ones).
+          const digest = await pushTag(run, p, tag, target, auth);
           p.digest ??= digest;
         } catch (err) {
-          throw failure(err, `${p.image.name} (${target})`, 'no moving tag was changed');
+          throw run.failure(err, `${p.image.name} (${target})`, 'no moving tag was changed');
         }
       }
     }
   } finally {
-    await removeCreatedTags(createdTags);
+    await removeCreatedTags(run);
   }
+}
 
-  const immutable: PushResult = {
+/** Pushes one tag unless the registry already serves the local image under it; returns the digest. */
+async function pushTag(
+  run: PushRun,
+  p: Progress,
+  tag: string,
+  target: ImageRef,
+  auth: EngineAuth,
+): Promise<string> {
+  const { engine, sink, redactor } = run;
+  const subject = p.image.name;
+  const local = await engine.inspectImage(p.localId);
+  if (!local) {
+    throw new SlipwayError('PUSH_FAILED', `the engine has no image ${p.localId}`, {
+      resource: p.localId,
+      hint: 'the built image was removed; build again',
+    });
+  }
+  const present = await alreadyPublished(run, p, local, tag, target);
+  if (present !== null) return present;
+  sink({ kind: 'step-start', stage: 'push', subject, message: `pushing ${target}` });
+  if (!local.repoTags.includes(target.toString())) {
+    await engine.tag(p.localId, target);
+    run.createdTags.push(target.toString());
+  }
+  run.changed = true;
+  const { digest } = await engine.push(target, auth, (line) =>
+    sink({ kind: 'output', stage: 'push', subject, line: redactor.redact(line) }),
+  );
+  await verifyServed(run, p, tag, target, digest);
+  p.pushed.push(tag);
+  sink({ kind: 'step-done', stage: 'push', subject, message: `${target}@${digest}` });
+  return digest;
+}
+
+/**
+ * The digest `tag` already resolves to when that is the local image (known by its repository
+ * digest, or by the manifest's config digest), else null; warns when it names another image.
+ */
+async function alreadyPublished(
+  run: PushRun,
+  p: Progress,
+  local: ImageInfo,
+  tag: string,
+  target: ImageRef,
+): Promise<string | null> {
+  const { registry, sink } = run;
+  const subject = p.image.name;
+  const remote = await registry.resolve(p.image.repository, tag);
+  if (remote === null) return null;
+  const known = local.repoDigests.includes(`${p.ref.name}@${remote}`);
+  if (known || (await registry.configDigest(p.image.repository, remote)) === local.id) {
+    p.skipped.push(tag);
+    sink({
+      kind: 'step-done',
+      stage: 'push',
+      subject,
+      message: `${target}@${remote} already present`,
+      skipped: true,
+    });
+    return remote;
+  }
+  sink({
+    kind: 'log',
+    stage: 'push',
+    level: 'warn',
+    subject,
+    message: `${target} points at ${remote}, another image; overwriting it`,
+  });
+  return null;
+}
+
+/** Refuses a push whose digest the registry does not serve under the tag afterwards. */
+async function verifyServed(
+  run: PushRun,
+  p: Progress,
+  tag: string,
+  target: ImageRef,
+  digest: string,
+): Promise<void> {
+  const served = await run.registry.resolve(p.image.repository, tag);
+  if (served !== digest) {
+    throw new SlipwayError(
+      'DIGEST_MISMATCH',
+      `the engine pushed ${digest} but the registry serves ${served ?? 'nothing'} for ${target}`,
+      {
+        resource: target.toString(),
+        hint: 'another writer raced this push, or a proxy rewrote the manifest',
+      },
+    );
+  }
+}
+
+/** Removes the local tags the run added (never an image's last tag). */
+async function removeCreatedTags(run: PushRun): Promise<void> {
+  for (const tag of run.createdTags.splice(0)) {
+    try {
+      const image = await run.engine.inspectImage(tag);
+      // Removing an image's last tag would delete the image itself; the caller still needs it.
+      if (image && image.repoTags.length > 1) await run.engine.removeTag(tag);
+    } catch (err) {
+      run.sink({
+        kind: 'log',
+        stage: 'push',
+        level: 'warn',
+        message: `could not remove local tag ${tag}: ${messageOf(err)}`,
+      });
+    }
+  }
+}
+
+/** The immutable-tags-only result. */
+function immutableResult(registry: Registry, progress: readonly Progress[]): PushResult {
+  return {
     registry: registry.url,
     images: progress.map((p) => ({
       name: p.image.name,
@@ -161,86 +322,6 @@ export async function pushImages(
       skipped: p.skipped,
     })),
   };
-  if (options.holdMovingTags) return immutable;
-  checkAbort();
-  return moveMovingTags(plan, immutable, registry, {
-    sink,
-    redactor,
-    ...(options.signal ? { signal: options.signal } : {}),
-  });
-
-  async function pushTag(p: Progress, localId: string, tag: string, target: ImageRef): Promise<string> {
-    const subject = p.image.name;
-    const local = await engine.inspect(localId);
-    if (!local) {
-      throw new SlipwayError('PUSH_FAILED', `the engine has no image ${localId}`, {
-        resource: localId,
-        hint: 'the built image was removed; build again',
-      });
-    }
-    const remote = await registry.resolve(p.image.repository, tag);
-    if (remote !== null) {
-      const known = local.repoDigests.includes(`${p.ref.name}@${remote}`);
-      if (known || (await registry.configDigest(p.image.repository, remote)) === local.id) {
-        p.skipped.push(tag);
-        sink({
-          kind: 'step-done',
-          stage: 'push',
-          subject,
-          message: `${target}@${remote} already present`,
-          skipped: true,
-        });
-        return remote;
-      }
-      sink({
-        kind: 'log',
-        stage: 'push',
-        level: 'warn',
-        subject,
-        message: `${target} points at ${remote}, another image; overwriting it`,
-      });
-    }
-    sink({ kind: 'step-start', stage: 'push', subject, message: `pushing ${target}` });
-    if (!local.repoTags.includes(target.toString())) {
-      await engine.tag(localId, target);
-      createdTags.push(target.toString());
-    }
-    changed = true;
-    const { digest } = await engine.push(target, auth, (line) =>
-      sink({ kind: 'output', stage: 'push', subject, line: redactor.redact(line) }),
-    );
-    const served = await registry.resolve(p.image.repository, tag);
-    if (served !== digest) {
-      throw new SlipwayError(
-        'DIGEST_MISMATCH',
-        `the engine pushed ${digest} but the registry serves ${served ?? 'nothing'} for ${target}`,
-        {
-          resource: target.toString(),
-          hint: 'another writer raced this push, or a proxy rewrote the manifest',
-        },
-      );
-    }
-    p.pushed.push(tag);
-    sink({ kind: 'step-done', stage: 'push', subject, message: `${target}@${digest}` });
-    return digest;
-  }
-
-  async function removeCreatedTags(tags: string[]): Promise<void> {
-    for (const tag of tags) {
-      try {
-        const image = await engine.inspect(tag);
-        // Removing an image's last tag would delete the image itself; the caller still needs it.
-        if (image && image.repoTags.length > 1) await engine.removeTag(tag);
-      } catch (err) {
-        sink({
-          kind: 'log',
-          stage: 'push',
-          level: 'warn',
-          message: `could not remove local tag ${tag}: ${messageOf(err)}`,
-        });
-      }
-    }
-  }
 }
 
 /** Re-raises `err` naming where it happened and the state the registry was left in. */

@@ -1,16 +1,13 @@
 import type { ImageRef } from '../core/image-ref.js';
+import type { EngineAuth } from '../engine/image-engine.js';
+
+/** Credentials for the engine's push and pull (moved to the engine port; re-exported for compatibility). */
+export type { EngineAuth } from '../engine/image-engine.js';
 
 /**
  * The registry port: only the calls Slipway makes. Two implementations, selected by URL:
  * `ecr://<account>.dkr.ecr.<region>.amazonaws.com` and `oci://host[:port][/prefix]`.
  */
-
-/** Credentials in the shape the Docker engine's push/pull `authconfig` takes. Never logged. */
-export interface EngineAuth {
-  readonly username?: string;
-  readonly password?: string;
-  readonly serveraddress?: string;
-}
 
 /** Settings for repositories the registry creates (`--create-repos`; ECR only). */
 export interface RepositorySettings {

@@ -1,8 +1,9 @@
-import type Dockerode from 'dockerode';
 import type { TreeEntry } from '../core/tree-digest.js';
+import type { ArchiveEntry } from '../engine/container-archive.js';
+import type { ImageEngine } from '../engine/image-engine.js';
 import type { Assertion } from '../manifest/schema.js';
-import { type ArchiveEntry, archiveDigest, archiveTreeEntries, diffTrees, pathMatcher } from './archive.js';
-import { archiveOf, execIn, statFollow } from './container-io.js';
+import { archiveDigest, archiveTreeEntries, diffTrees, pathMatcher } from './archive.js';
+import { statFollow } from './container-io.js';
 import { type AssertionResult, assertionName } from './report.js';
 
 /** The content a `template` assertion expects: the staged template's digest (receipt or image label). */
@@ -21,7 +22,9 @@ export interface ExpectedTemplate {
 
 /** What assertions read from and write to while they run. */
 export interface AssertionContext {
-  readonly container: Dockerode.Container;
+  readonly engine: ImageEngine;
+  /** The running container's ID. */
+  readonly containerId: string;
   readonly templates: Readonly<Record<string, ExpectedTemplate>>;
   /** Per-exec time limit. */
   readonly execTimeoutMs: number;
@@ -42,7 +45,7 @@ export async function runAssertion(
   const archive = (p: string) => {
     let got = archives.get(p);
     if (!got) {
-      got = archiveOf(ctx.container, p).then((entries) => {
+      got = ctx.engine.archive(ctx.containerId, p).then((entries) => {
         if (entries) ctx.listings[p] = listing(entries);
         return entries;
       });
@@ -97,7 +100,7 @@ async function pathAssertion(
     ...(a.mode === undefined ? {} : { mode: a.mode }),
   };
   const base = { name, kind: a.kind, expected } as const;
-  const { stat, resolved } = await statFollow(ctx.container, a.path);
+  const { stat, resolved } = await statFollow(ctx.engine, ctx.containerId, a.path);
   if (!stat) {
     return {
       ...base,
@@ -257,7 +260,7 @@ async function execAssertion(
 ): Promise<AssertionResult> {
   const expected = { exitCode: a.exitCode, ...(a.stdout === undefined ? {} : { stdout: a.stdout }) };
   const base = { name, kind: a.kind, expected } as const;
-  const out = await execIn(ctx.container, a.command, {
+  const out = await ctx.engine.exec(ctx.containerId, a.command, {
     ...(a.user ? { user: a.user } : {}),
     timeoutMs: ctx.execTimeoutMs,
   });

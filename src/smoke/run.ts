@@ -1,25 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type Dockerode from 'dockerode';
-import {
-  type BoundPorts,
-  GenericContainer,
-  getContainerRuntimeClient,
-  type ImagePullPolicy,
-  type WaitStrategy,
-} from 'testcontainers';
 import { isUnreachable, SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import { ImageRef } from '../core/image-ref.js';
 import { LABELS } from '../core/labels.js';
 import { Redactor } from '../core/redact.js';
+import type { ArchiveEntry } from '../engine/container-archive.js';
+import { type EngineAuth, type ImageEngine, PullError } from '../engine/image-engine.js';
 import type { Readiness, SmokeSpec } from '../manifest/schema.js';
-import type { EngineAuth } from '../publish/registry.js';
-import type { ArchiveEntry } from './archive.js';
 import { type ExpectedTemplate, runAssertion } from './assertions.js';
-import { execIn, logsOf, statPath, tailLines } from './container-io.js';
+import { tailLines } from './container-io.js';
 import { templatesAsserted, templatesFromLabels } from './expected.js';
-import { PullError, pullImage } from './pull.js';
 import {
   type AssertionResult,
   type SmokeEvidence,
@@ -33,6 +24,8 @@ export const SMOKE_LABEL = 'dev.slipway.smoke';
 
 /** What to boot, how, and what to expect. */
 export interface SmokeOptions {
+  /** The image engine that pulls, boots and inspects the image. */
+  readonly engine: ImageEngine;
   /** A registry reference (by digest, or a tag the pull resolves) with `pull`, else a local image id or name. */
   readonly image: string;
   /** The manifest image name (names the report and the container). */
@@ -52,25 +45,15 @@ export interface SmokeOptions {
   readonly sink?: EventSink;
   /** Aborting stops the run; the container and volumes are still removed, then INTERRUPTED is thrown. */
   readonly signal?: AbortSignal;
-  /**
-   * The engine client for pulls, volumes and assertions. Default: the client testcontainers
-   * resolves (DOCKER_HOST, ~/.testcontainers.properties, the local socket), which also starts
-   * the container; a client passed here must address that same engine.
-   */
-  readonly docker?: Dockerode;
 }
 
 const LOG_TAIL = 50;
+const POLL_MS = 250;
 
-/** Why the container never became ready. */
-class ReadinessFailure extends Error {
-  constructor(
-    readonly code: 'exited-early' | 'readiness-timeout',
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ReadinessFailure';
-  }
+/** Why a run failed, as the report states it. */
+interface Failure {
+  readonly code: SmokeFailureCode;
+  readonly message: string;
 }
 
 /** Describes a readiness condition for messages. */
@@ -80,100 +63,128 @@ export function describeReadiness(ready: Readiness): string {
   return `"${ready.exec.join(' ')}" to exit 0`;
 }
 
+/** Everything one smoke run shares between its steps, and what it created (for cleanup). */
+interface SmokeRun {
+  readonly options: SmokeOptions;
+  readonly engine: ImageEngine;
+  readonly sink: EventSink;
+  readonly imageName: string;
+  readonly runId: string;
+  readonly redactor: Redactor;
+  readonly startedAt: Date;
+  readonly evidence: { -readonly [K in keyof SmokeEvidence]: SmokeEvidence[K] };
+  readonly assertions: AssertionResult[];
+  digest: string | null;
+  containerId: string | undefined;
+  readonly volumes: string[];
+}
+
 /**
- * The spec's readiness as a testcontainers wait strategy. Unlike the stock strategies it
- * tells an exited container (with its exit code and last log lines) from one that is still
- * starting, and it never treats a timeout as ready.
+ * Boots the image and proves its identity: pulls it (post-push), mounts fresh empty volumes,
+ * starts it with its own entrypoint, waits for readiness, runs every assertion, copies the
+ * evidence out, and always removes the container and volumes. Fails closed: a missing spec,
+ * an empty assertion list, an unreachable engine or registry, an early exit and a timeout are
+ * failures. A container that is not running when readiness is checked or when the run ends is
+ * `exited-early`, even after its ready line: an agent that exits is not serving. Returns the
+ * report; throws only for a refused option, an invalid spec, or an abort.
  */
-class SpecReadiness implements WaitStrategy {
-  readyAfter: string | null = null;
-  logText = '';
-  exitCode: number | null = null;
+export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
+  refuseSkipInCi(options);
+  const run = startRun(options);
+  const unusable = specProblem(options);
+  if (unusable) return finish(run, unusable.failure, unusable.skipped);
+  const spec = options.spec as SmokeSpec;
+  checkRegexes(options.imageName, spec);
+  run.sink({ kind: 'step-start', stage: 'smoke', subject: run.imageName, message: `smoke ${options.image}` });
+  const silent = await pingEngine(run);
+  if (silent) return finish(run, silent);
 
-  constructor(
-    private readonly ready: Readiness,
-    private timeoutMs: number,
-    private readonly signal: AbortSignal | undefined,
-  ) {}
-
-  withStartupTimeout(startupTimeoutMs: number): this {
-    this.timeoutMs = startupTimeoutMs;
-    return this;
+  let failure: Failure | undefined;
+  try {
+    failure = await smokeContainer(run, spec);
+  } catch (err) {
+    failure = await failureOf(run, err);
   }
+  await collectEvidence(run);
+  await cleanup(run);
+  return finish(run, failure);
+}
 
-  isStartupTimeoutSet(): boolean {
-    return true;
-  }
+/** The pipeline of one run: image -> volumes -> boot -> readiness -> assertions -> last look. */
+async function smokeContainer(run: SmokeRun, spec: SmokeSpec): Promise<Failure | undefined> {
+  const image = await resolveImage(run);
+  if ('failure' in image) return image.failure;
+  run.evidence.imageId = image.id;
+  run.options.signal?.throwIfAborted();
+  // Templates the caller has no expectation for (no receipt here) fall back to the digests
+  // the build wrote into the image's labels from its staging receipt.
+  const templates = {
+    ...templatesFromLabels(image.labels, templatesAsserted(spec)),
+    ...run.options.templates,
+  };
+  await createVolumes(run, spec);
+  const containerId = await boot(run, spec, image.id);
+  const timeoutMs = (run.options.timeoutSeconds ?? spec.timeoutSeconds) * 1000;
+  const notReady = await awaitReady(run, containerId, spec.ready, timeoutMs);
+  if (notReady) return notReady;
+  await runAssertions(run, spec, containerId, templates, timeoutMs);
+  return verdict(run, containerId);
+}
 
-  getStartupTimeout(): number {
-    return this.timeoutMs;
-  }
-
-  async waitUntilReady(container: Dockerode.Container, _ports?: BoundPorts): Promise<void> {
-    const t0 = Date.now();
-    const deadline = t0 + this.timeoutMs;
-    const what = describeReadiness(this.ready);
-    const re = 'log' in this.ready ? new RegExp(this.ready.log, 'm') : undefined;
-    for (;;) {
-      this.signal?.throwIfAborted();
-      const info = await container.inspect();
-      if (!info.State.Running) {
-        this.logText = await logsOf(container);
-        this.exitCode = info.State.ExitCode;
-        const last = tailLines(this.logText, 1)[0];
-        throw new ReadinessFailure(
-          'exited-early',
-          `the container exited with code ${info.State.ExitCode}${info.State.OOMKilled ? ' (OOM-killed)' : ''} before it was ready (waiting for ${what})${last ? `; last log line: "${last}"` : '; it wrote no log'}`,
-        );
-      }
-      if (re) this.logText = await logsOf(container);
-      if (await this.check(container, re, Math.max(1000, deadline - Date.now()))) {
-        this.readyAfter = `${what} after ${((Date.now() - t0) / 1000).toFixed(1)}s`;
-        return;
-      }
-      if (Date.now() >= deadline) {
-        this.logText = await logsOf(container);
-        throw new ReadinessFailure(
-          'readiness-timeout',
-          `the container was not ready within ${Math.round(this.timeoutMs / 1000)}s: no ${what}${tailLines(this.logText, 1).length === 0 ? ' (it wrote no log)' : ''}`,
-        );
-      }
-      await sleep(250, undefined, this.signal ? { signal: this.signal } : {});
-    }
-  }
-
-  private async check(
-    container: Dockerode.Container,
-    re: RegExp | undefined,
-    budgetMs: number,
-  ): Promise<boolean> {
-    if (re) return re.test(this.logText);
-    if ('file' in this.ready) return (await statPath(container, this.ready.file)) !== null;
-    if ('exec' in this.ready) {
-      try {
-        return (
-          (await execIn(container, this.ready.exec, { timeoutMs: Math.min(budgetMs, 30_000) })).exitCode === 0
-        );
-      } catch {
-        // A readiness probe that hangs or cannot start is "not ready yet", not a verdict.
-        return false;
-      }
-    }
-    return false;
+function refuseSkipInCi(options: SmokeOptions): void {
+  if (options.allowSkip && options.ci) {
+    throw new SlipwayError('USAGE', `refusing to allow a smoke skip in CI (image ${options.imageName})`, {
+      resource: options.imageName,
+      hint: 'a skipped smoke run is not a verdict: add a smoke spec to the image in manifest.json instead of --allow-skip',
+    });
   }
 }
 
-/** A GenericContainer that remembers its id as soon as it exists, so a failed start can still be cleaned up. */
-class SmokeContainer extends GenericContainer {
-  createdId: string | undefined;
-
-  protected override async containerCreated(containerId: string): Promise<void> {
-    this.createdId = containerId;
-  }
+function startRun(options: SmokeOptions): SmokeRun {
+  const runId = randomBytes(6).toString('hex');
+  return {
+    options,
+    engine: options.engine,
+    sink: options.sink ?? silentSink,
+    imageName: options.imageName,
+    runId,
+    redactor: new Redactor().add(options.pull?.auth.password),
+    startedAt: new Date(),
+    evidence: {
+      runId,
+      imageId: null,
+      containerId: null,
+      volumes: {},
+      logTail: [],
+      exitCode: null,
+      readiness: null,
+      listings: {},
+    },
+    assertions: [],
+    digest: null,
+    containerId: undefined,
+    volumes: [],
+  };
 }
 
-// The image was resolved (and pulled) before; testcontainers must never pull on its own.
-const NEVER_PULL: ImagePullPolicy = { shouldPull: () => false };
+/** A missing spec (a failure, or a skip when allowed) or an empty assertion list, before anything boots. */
+function specProblem(options: SmokeOptions): { failure: Failure; skipped: boolean } | undefined {
+  const { spec, imageName } = options;
+  if (!spec) {
+    const message = `image ${imageName} has no smoke spec in the manifest, so nothing proves its identity`;
+    return { failure: { code: 'no-spec', message }, skipped: options.allowSkip ?? false };
+  }
+  if (spec.assertions.length === 0) {
+    return {
+      failure: {
+        code: 'no-assertions',
+        message: `the smoke spec of ${imageName} has no assertions; an empty list proves nothing and fails`,
+      },
+      skipped: false,
+    };
+  }
+  return undefined;
+}
 
 /** Throws SMOKE_SPEC_INVALID for a regular expression that does not compile (a typo must not pass or hang). */
 function checkRegexes(imageName: string, spec: SmokeSpec): void {
@@ -194,359 +205,360 @@ function checkRegexes(imageName: string, spec: SmokeSpec): void {
   });
 }
 
-/** The engine errors' message (dockerode puts the engine's JSON message in `json.message`). */
+/** The engine's own message: the cause of a translated engine error (the raw socket or API message). */
 function engineMessage(err: unknown): string {
+  if (err instanceof SlipwayError && err.cause !== undefined) return engineMessage(err.cause);
   const json = (err as { json?: { message?: unknown } } | null)?.json;
   if (json && typeof json.message === 'string') return json.message;
   return err instanceof Error ? err.message : String(err);
 }
 
+function isEngineUnreachable(err: unknown): boolean {
+  return (err instanceof SlipwayError && err.code === 'ENGINE_UNREACHABLE') || isUnreachable(err);
+}
+
+async function pingEngine(run: SmokeRun): Promise<Failure | undefined> {
+  try {
+    await run.engine.ping();
+    return undefined;
+  } catch (err) {
+    return {
+      code: 'engine-unreachable',
+      message: `the Docker engine does not answer (${run.redactor.redact(engineMessage(err))}); start it, or point DOCKER_HOST at it`,
+    };
+  }
+}
+
+/**
+ * What a thrown error means for the run. An abort and Slipway's own errors are rethrown after
+ * cleanup; an engine that stopped answering or refused a call is a failure of the run.
+ */
+async function failureOf(run: SmokeRun, err: unknown): Promise<Failure> {
+  if (run.options.signal?.aborted) {
+    await cleanup(run);
+    throw new SlipwayError(
+      'INTERRUPTED',
+      `smoke of ${run.imageName} interrupted; its container and volumes were removed`,
+      { resource: run.imageName, cause: err },
+    );
+  }
+  if (isEngineUnreachable(err)) {
+    return {
+      code: 'engine-unreachable',
+      message: `the Docker engine stopped answering: ${run.redactor.redact(engineMessage(err))}`,
+    };
+  }
+  if (err instanceof SlipwayError && err.code !== 'ENGINE_FAILED') {
+    await cleanup(run);
+    throw err;
+  }
+  return { code: 'start-failed', message: run.redactor.redact(engineMessage(err)) };
+}
+
 /** The repository digest the engine recorded for `name` (RepoDigests holds `name@sha256:...`). */
-function repoDigestFor(repoDigests: readonly string[] | undefined, name: string): string | null {
-  for (const rd of repoDigests ?? []) {
+function repoDigestFor(repoDigests: readonly string[], name: string): string | null {
+  for (const rd of repoDigests) {
     const at = rd.lastIndexOf('@');
     if (at > 0 && rd.slice(0, at) === name) return rd.slice(at + 1);
   }
   return null;
 }
 
-/**
- * Boots the image and proves its identity: pulls it (post-push), mounts fresh empty volumes,
- * starts it with its own entrypoint, waits for readiness, runs every assertion, copies the
- * evidence out, and always removes the container and volumes. Fails closed: a missing spec,
- * an empty assertion list, an unreachable engine or registry, an early exit and a timeout are
- * failures. Returns the report; throws only for a refused option, an invalid spec, or an abort.
- */
-export async function runSmoke(options: SmokeOptions): Promise<SmokeReport> {
-  const sink = options.sink ?? silentSink;
-  const { imageName, spec } = options;
-  const runId = randomBytes(6).toString('hex');
-  const startedAt = new Date();
-  const t0 = Date.now();
-  const evidence: {
-    -readonly [K in keyof SmokeEvidence]: SmokeEvidence[K];
-  } = {
-    runId,
-    imageId: null,
-    containerId: null,
-    volumes: {},
-    logTail: [],
-    exitCode: null,
-    readiness: null,
-    listings: {},
-  };
-  const assertions: AssertionResult[] = [];
-  let digest: string | null = null;
-  const report = (failure?: { code: SmokeFailureCode; message: string }, skipped = false): SmokeReport => {
-    const r: SmokeReport = {
-      image: options.image,
-      imageName,
-      digest,
-      specDigest: specDigest(spec),
-      passed: failure === undefined && !skipped,
-      skipped,
-      startedAt: startedAt.toISOString(),
-      durationMs: Date.now() - t0,
-      assertions,
-      ...(failure ? { failure } : {}),
-      evidence,
-    };
-    if (skipped)
-      sink({
-        kind: 'step-done',
-        stage: 'smoke',
-        subject: imageName,
-        message: failure?.message ?? '',
-        skipped: true,
-      });
-    else if (failure)
-      sink({
-        kind: 'step-failed',
-        stage: 'smoke',
-        subject: imageName,
-        message: `[${failure.code}] ${failure.message}`,
-      });
-    else
-      sink({
-        kind: 'step-done',
-        stage: 'smoke',
-        subject: imageName,
-        message: `${assertions.length}/${assertions.length} assertions passed`,
-      });
-    return r;
-  };
+type ResolvedImage = { id: string; labels: Readonly<Record<string, string>> | null } | { failure: Failure };
 
-  if (options.allowSkip && options.ci) {
-    throw new SlipwayError('USAGE', `refusing to allow a smoke skip in CI (image ${imageName})`, {
-      resource: imageName,
-      hint: 'a skipped smoke run is not a verdict: add a smoke spec to the image in manifest.json instead of --allow-skip',
-    });
-  }
-  if (!spec) {
-    const message = `image ${imageName} has no smoke spec in the manifest, so nothing proves its identity`;
-    return options.allowSkip
-      ? report({ code: 'no-spec', message }, true)
-      : report({ code: 'no-spec', message });
-  }
-  if (spec.assertions.length === 0) {
-    return report({
-      code: 'no-assertions',
-      message: `the smoke spec of ${imageName} has no assertions; an empty list proves nothing and fails`,
-    });
-  }
-  checkRegexes(imageName, spec);
-  sink({ kind: 'step-start', stage: 'smoke', subject: imageName, message: `smoke ${options.image}` });
-
-  const redactor = new Redactor().add(options.pull?.auth.password);
-  let docker: Dockerode;
-  try {
-    docker = options.docker ?? (await getContainerRuntimeClient()).container.dockerode;
-    await docker.ping();
-  } catch (err) {
-    return report({
-      code: 'engine-unreachable',
-      message: `the Docker engine does not answer (${redactor.redact(engineMessage(err))}); start it, or point DOCKER_HOST at it`,
-    });
-  }
-
-  const created: { containerId: string | undefined; volumes: string[] } = {
-    containerId: undefined,
-    volumes: [],
-  };
-  let failure: { code: SmokeFailureCode; message: string } | undefined;
-  try {
-    failure = await execute();
-  } catch (err) {
-    if (options.signal?.aborted) {
-      await cleanup(docker, created, sink, imageName);
-      throw new SlipwayError(
-        'INTERRUPTED',
-        `smoke of ${imageName} interrupted; its container and volumes were removed`,
-        {
-          resource: imageName,
-          cause: err,
+/** The image, exactly as pushed (pulled by reference) or as built (a local id). */
+async function resolveImage(run: SmokeRun): Promise<ResolvedImage> {
+  const { options, engine } = run;
+  if (!options.pull) {
+    const info = await engine.inspectImage(options.image);
+    if (!info) {
+      return {
+        failure: {
+          code: 'image-not-found',
+          message: `no local image ${options.image} (build it first, or pass a pushed reference to pull)`,
         },
-      );
+      };
     }
-    if (err instanceof SlipwayError) {
-      await cleanup(docker, created, sink, imageName);
-      throw err;
-    }
-    failure = isUnreachable(err)
-      ? {
-          code: 'engine-unreachable',
-          message: `the Docker engine stopped answering: ${redactor.redact(engineMessage(err))}`,
-        }
-      : { code: 'start-failed', message: redactor.redact(engineMessage(err)) };
+    return { id: info.id, labels: info.labels };
   }
-  const leftovers = await cleanup(docker, created, sink, imageName);
-  if (leftovers.length > 0) {
-    sink({
-      kind: 'log',
-      stage: 'smoke',
-      level: 'warn',
-      subject: imageName,
-      message: `could not remove ${leftovers.join(', ')}`,
-    });
+  const ref = ImageRef.parse(options.image);
+  run.sink({ kind: 'log', stage: 'smoke', level: 'info', subject: run.imageName, message: `pulling ${ref}` });
+  try {
+    await engine.pull(ref, options.pull.auth, { redact: (t) => run.redactor.redact(t) });
+  } catch (err) {
+    if (!(err instanceof PullError)) throw err;
+    const hint =
+      err.kind === 'registry-unreachable'
+        ? ' (is the registry up, and the engine allowed to reach it?)'
+        : / unauthorized|denied|authentication required/i.test(err.message)
+          ? ' (check the registry credentials)'
+          : '';
+    return { failure: { code: err.kind, message: `cannot pull ${ref}: ${err.message}${hint}` } };
   }
-  return report(failure);
-
-  async function execute(): Promise<{ code: SmokeFailureCode; message: string } | undefined> {
-    if (!spec) return undefined;
-    // 1. The image, exactly as pushed (pulled by reference) or as built (a local id).
-    let imageId: string;
-    let labels: Record<string, string> | null = null;
-    if (options.pull) {
-      const ref = ImageRef.parse(options.image);
-      sink({ kind: 'log', stage: 'smoke', level: 'info', subject: imageName, message: `pulling ${ref}` });
-      try {
-        await pullImage(docker, ref.toString(), options.pull.auth, redactor);
-      } catch (err) {
-        if (!(err instanceof PullError)) throw err;
-        const hint =
-          err.kind === 'registry-unreachable'
-            ? ' (is the registry up, and the engine allowed to reach it?)'
-            : / unauthorized|denied|authentication required/i.test(err.message)
-              ? ' (check the registry credentials)'
-              : '';
-        return { code: err.kind, message: `cannot pull ${ref}: ${err.message}${hint}` };
-      }
-      options.signal?.throwIfAborted();
-      const info = await docker.getImage(ref.toString()).inspect();
-      imageId = info.Id;
-      labels = info.Config?.Labels ?? null;
-      digest = ref.digest ?? repoDigestFor(info.RepoDigests, ref.name);
-      if (!digest) {
-        return {
-          code: 'pull-failed',
-          message: `pulled ${ref}, but the engine recorded no registry digest for ${ref.name}`,
-        };
-      }
-    } else {
-      try {
-        const info = await docker.getImage(options.image).inspect();
-        imageId = info.Id;
-        labels = info.Config?.Labels ?? null;
-      } catch (err) {
-        if ((err as { statusCode?: number }).statusCode === 404) {
-          return {
-            code: 'image-not-found',
-            message: `no local image ${options.image} (build it first, or pass a pushed reference to pull)`,
-          };
-        }
-        throw err;
-      }
-    }
-    evidence.imageId = imageId;
-    options.signal?.throwIfAborted();
-    // Templates the caller has no expectation for (no receipt here) fall back to the digests
-    // the build wrote into the image's labels from its staging receipt.
-    const templates = { ...templatesFromLabels(labels, templatesAsserted(spec)), ...options.templates };
-
-    // 2. Fresh empty volumes where provisioning mounts them: the engine copies the image's
-    //    directory (content and ownership) into a new named volume, as it does in production.
-    for (const [i, target] of spec.boot.emptyVolumes.entries()) {
-      const name = `slipway-smoke-${runId}-${i}`;
-      await docker.createVolume({ Name: name, Labels: { [SMOKE_LABEL]: runId, [LABELS.image]: imageName } });
-      created.volumes.push(name);
-      evidence.volumes[target] = name;
-    }
-
-    // 3. Boot with the image's own entrypoint unless the spec replaces it, and wait for readiness.
-    const timeoutMs = (options.timeoutSeconds ?? spec.timeoutSeconds) * 1000;
-    const readiness = new SpecReadiness(spec.ready, timeoutMs, options.signal);
-    const container = new SmokeContainer(imageId)
-      .withName(`slipway-smoke-${imageName}-${runId}`)
-      .withLabels({ [SMOKE_LABEL]: runId, [LABELS.image]: imageName })
-      .withEnvironment(spec.boot.env)
-      .withBindMounts(
-        Object.entries(evidence.volumes).map(([target, source]) => ({ source, target, mode: 'rw' as const })),
-      )
-      .withWaitStrategy(readiness)
-      .withPullPolicy(NEVER_PULL)
-      // No reaper: smoke removes what it creates itself (and the reaper image cannot be pulled offline).
-      .withAutoCleanup(false);
-    if (spec.boot.entrypoint) container.withEntrypoint(spec.boot.entrypoint);
-    if (spec.boot.command) container.withCommand(spec.boot.command);
-    if (spec.boot.user) container.withUser(spec.boot.user);
-    let containerId: string;
-    try {
-      containerId = (await container.start()).getId();
-    } catch (err) {
-      created.containerId = container.createdId;
-      evidence.containerId = container.createdId ?? null;
-      if (err instanceof ReadinessFailure) {
-        evidence.logTail = tailLines(readiness.logText, LOG_TAIL);
-        evidence.exitCode = readiness.exitCode;
-        return { code: err.code, message: err.message };
-      }
-      throw err;
-    } finally {
-      created.containerId = container.createdId;
-    }
-    evidence.containerId = containerId;
-    evidence.readiness = readiness.readyAfter;
-    sink({
-      kind: 'log',
-      stage: 'smoke',
-      level: 'info',
-      subject: imageName,
-      message: `ready: ${readiness.readyAfter}`,
-    });
-
-    // 4. Every assertion, in order, against the running container.
-    const c = docker.getContainer(containerId);
-    const archives = new Map<string, Promise<ArchiveEntry[] | null>>();
-    const ctx = {
-      container: c,
-      templates,
-      execTimeoutMs: Math.max(10_000, timeoutMs),
-      listings: evidence.listings,
+  options.signal?.throwIfAborted();
+  const info = await engine.inspectImage(ref.toString());
+  run.digest = ref.digest ?? (info ? repoDigestFor(info.repoDigests, ref.name) : null);
+  if (!info || !run.digest) {
+    return {
+      failure: {
+        code: 'pull-failed',
+        message: info
+          ? `pulled ${ref}, but the engine recorded no registry digest for ${ref.name}`
+          : `pulled ${ref}, but the engine has no such image afterwards`,
+      },
     };
-    for (const a of spec.assertions) {
-      options.signal?.throwIfAborted();
-      const result = await runAssertion(a, ctx, archives);
-      assertions.push(result);
-      sink({
-        kind: 'log',
-        stage: 'smoke',
-        level: result.passed ? 'info' : 'error',
-        subject: imageName,
-        message: `${result.passed ? 'PASS' : 'FAIL'} ${result.name}: ${result.message}`,
-      });
-    }
+  }
+  return { id: info.id, labels: info.labels };
+}
 
-    // 5. Evidence, and a last look: an agent that died while being checked is not serving.
-    const info = await c.inspect();
-    evidence.logTail = tailLines(await logsOf(c), LOG_TAIL);
-    const failed = assertions.filter((r) => !r.passed);
-    if (failed.length > 0) {
-      return {
-        code: 'assertion-failed',
-        message: `${failed.length} of ${assertions.length} assertions failed: ${failed.map((r) => r.name).join('; ')}`,
-      };
-    }
-    if (!info.State.Running) {
-      evidence.exitCode = info.State.ExitCode;
-      return {
-        code: 'exited-early',
-        message: `the container exited with code ${info.State.ExitCode} after it was ready, while it was being checked`,
-      };
-    }
-    return undefined;
+/**
+ * Fresh empty volumes where provisioning mounts them: the engine copies the image's directory
+ * (content and ownership) into a new named volume, as it does in production.
+ */
+async function createVolumes(run: SmokeRun, spec: SmokeSpec): Promise<void> {
+  for (const [i, target] of spec.boot.emptyVolumes.entries()) {
+    const name = `slipway-smoke-${run.runId}-${i}`;
+    await run.engine.createVolume(name, { [SMOKE_LABEL]: run.runId, [LABELS.image]: run.imageName });
+    run.volumes.push(name);
+    run.evidence.volumes[target] = name;
   }
 }
 
-/** Removes the run's container and volumes; returns what could not be removed. */
-async function cleanup(
-  docker: Dockerode,
-  created: { containerId: string | undefined; volumes: string[] },
-  sink: EventSink,
-  imageName: string,
-): Promise<string[]> {
+/** Creates and starts the container with the image's own entrypoint unless the spec replaces it. */
+async function boot(run: SmokeRun, spec: SmokeSpec, imageId: string): Promise<string> {
+  const { boot: b } = spec;
+  const id = await run.engine.createContainer({
+    name: `slipway-smoke-${run.imageName}-${run.runId}`,
+    image: imageId,
+    labels: { [SMOKE_LABEL]: run.runId, [LABELS.image]: run.imageName },
+    env: b.env,
+    volumes: run.evidence.volumes,
+    ...(b.entrypoint ? { entrypoint: b.entrypoint } : {}),
+    ...(b.command ? { command: b.command } : {}),
+    ...(b.user ? { user: b.user } : {}),
+  });
+  run.containerId = id;
+  run.evidence.containerId = id;
+  await run.engine.startContainer(id);
+  return id;
+}
+
+/**
+ * Polls the spec's readiness until it holds or the time is up. Tells a container that exited
+ * (exited-early, with its exit code and last log line) from one still starting, and never
+ * treats a timeout as ready.
+ */
+async function awaitReady(
+  run: SmokeRun,
+  containerId: string,
+  ready: Readiness,
+  timeoutMs: number,
+): Promise<Failure | undefined> {
+  const { engine, options } = run;
+  const t0 = Date.now();
+  const deadline = t0 + timeoutMs;
+  const what = describeReadiness(ready);
+  const re = 'log' in ready ? new RegExp(ready.log, 'm') : undefined;
+  for (;;) {
+    options.signal?.throwIfAborted();
+    const state = await engine.inspectContainer(containerId);
+    if (!state.running) {
+      const log = await engine.logs(containerId);
+      run.evidence.exitCode = state.exitCode;
+      const last = tailLines(log, 1)[0];
+      const oom = state.oomKilled ? ' (OOM-killed)' : '';
+      // Its ready line does not make an exited container ready: an agent that exits is not serving.
+      if (re?.test(log)) {
+        return {
+          code: 'exited-early',
+          message: `the container exited with code ${state.exitCode}${oom} right after its ${what}; an agent that exits is not serving`,
+        };
+      }
+      return {
+        code: 'exited-early',
+        message: `the container exited with code ${state.exitCode}${oom} before it was ready (waiting for ${what})${last ? `; last log line: "${last}"` : '; it wrote no log'}`,
+      };
+    }
+    if (await readinessHolds(run, containerId, ready, re, Math.max(1000, deadline - Date.now()))) {
+      run.evidence.readiness = `${what} after ${((Date.now() - t0) / 1000).toFixed(1)}s`;
+      run.sink({
+        kind: 'log',
+        stage: 'smoke',
+        level: 'info',
+        subject: run.imageName,
+        message: `ready: ${run.evidence.readiness}`,
+      });
+      return undefined;
+    }
+    if (Date.now() >= deadline) {
+      const log = await engine.logs(containerId);
+      return {
+        code: 'readiness-timeout',
+        message: `the container was not ready within ${Math.round(timeoutMs / 1000)}s: no ${what}${tailLines(log, 1).length === 0 ? ' (it wrote no log)' : ''}`,
+      };
+    }
+    await sleep(POLL_MS, undefined, options.signal ? { signal: options.signal } : {});
+  }
+}
+
+async function readinessHolds(
+  run: SmokeRun,
+  containerId: string,
+  ready: Readiness,
+  re: RegExp | undefined,
+  budgetMs: number,
+): Promise<boolean> {
+  if (re) return re.test(await run.engine.logs(containerId));
+  if ('file' in ready) return (await run.engine.statPath(containerId, ready.file)) !== null;
+  if ('exec' in ready) {
+    try {
+      const probe = await run.engine.exec(containerId, ready.exec, { timeoutMs: Math.min(budgetMs, 30_000) });
+      return probe.exitCode === 0;
+    } catch {
+      // A readiness probe that hangs or cannot start is "not ready yet", not a verdict.
+      return false;
+    }
+  }
+  return false;
+}
+
+/** Every assertion, in order, against the running container. */
+async function runAssertions(
+  run: SmokeRun,
+  spec: SmokeSpec,
+  containerId: string,
+  templates: Readonly<Record<string, ExpectedTemplate>>,
+  timeoutMs: number,
+): Promise<void> {
+  const archives = new Map<string, Promise<ArchiveEntry[] | null>>();
+  const ctx = {
+    engine: run.engine,
+    containerId,
+    templates,
+    execTimeoutMs: Math.max(10_000, timeoutMs),
+    listings: run.evidence.listings,
+  };
+  for (const a of spec.assertions) {
+    run.options.signal?.throwIfAborted();
+    const result = await runAssertion(a, ctx, archives);
+    run.assertions.push(result);
+    run.sink({
+      kind: 'log',
+      stage: 'smoke',
+      level: result.passed ? 'info' : 'error',
+      subject: run.imageName,
+      message: `${result.passed ? 'PASS' : 'FAIL'} ${result.name}: ${result.message}`,
+    });
+  }
+}
+
+/**
+ * The last look after the assertions. A container that stopped is exited-early whatever the
+ * assertions said (an agent that died while being checked is not serving, and checks against
+ * a stopped container are not evidence); otherwise any failed assertion fails the run.
+ */
+async function verdict(run: SmokeRun, containerId: string): Promise<Failure | undefined> {
+  const state = await run.engine.inspectContainer(containerId);
+  if (!state.running) {
+    run.evidence.exitCode = state.exitCode;
+    return {
+      code: 'exited-early',
+      message: `the container exited with code ${state.exitCode} after it was ready, while it was being checked`,
+    };
+  }
+  const failed = run.assertions.filter((r) => !r.passed);
+  if (failed.length > 0) {
+    return {
+      code: 'assertion-failed',
+      message: `${failed.length} of ${run.assertions.length} assertions failed: ${failed.map((r) => r.name).join('; ')}`,
+    };
+  }
+  return undefined;
+}
+
+/** Copies the container's log tail (and its exit code, once stopped) into the evidence, whatever the outcome. */
+async function collectEvidence(run: SmokeRun): Promise<void> {
+  if (!run.containerId) return;
+  try {
+    run.evidence.logTail = tailLines(await run.engine.logs(run.containerId), LOG_TAIL);
+    const state = await run.engine.inspectContainer(run.containerId);
+    if (!state.running) run.evidence.exitCode = state.exitCode;
+  } catch {
+    // Evidence is best effort: the verdict already stands, and the engine may be the failure.
+  }
+}
+
+/** Removes the run's container and volumes; warns about what could not be removed. */
+async function cleanup(run: SmokeRun): Promise<void> {
   const leftovers: string[] = [];
-  const status = (err: unknown) => (err as { statusCode?: number } | null)?.statusCode;
-  if (created.containerId) {
-    const id = created.containerId;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await docker.getContainer(id).remove({ force: true, v: true });
-        break;
-      } catch (err) {
-        if (status(err) === 404) break;
-        // 409: a removal testcontainers started after a failed readiness is still in progress.
-        if (status(err) === 409 && attempt < 20) {
-          await sleep(250);
-          continue;
-        }
-        leftovers.push(`container ${id.slice(0, 12)} (${engineMessage(err)})`);
-        break;
-      }
-    }
-    created.containerId = undefined;
+  if (run.containerId) {
+    const id = run.containerId;
+    run.containerId = undefined;
+    await run.engine
+      .removeContainer(id, { volumes: true })
+      .catch((err: unknown) => leftovers.push(`container ${id.slice(0, 12)} (${engineMessage(err)})`));
   }
-  for (const v of created.volumes.splice(0)) {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await docker.getVolume(v).remove();
-        break;
-      } catch (err) {
-        if (status(err) === 404) break;
-        if (status(err) === 409 && attempt < 20) {
-          await sleep(250);
-          continue;
-        }
-        leftovers.push(`volume ${v} (${engineMessage(err)})`);
-        break;
-      }
-    }
+  for (const v of run.volumes.splice(0)) {
+    await run.engine
+      .removeVolume(v)
+      .catch((err: unknown) => leftovers.push(`volume ${v} (${engineMessage(err)})`));
   }
-  sink({
+  run.sink({
     kind: 'log',
     stage: 'smoke',
     level: 'debug',
-    subject: imageName,
+    subject: run.imageName,
     message: 'removed the smoke container and volumes',
   });
-  return leftovers;
+  if (leftovers.length > 0) {
+    run.sink({
+      kind: 'log',
+      stage: 'smoke',
+      level: 'warn',
+      subject: run.imageName,
+      message: `could not remove ${leftovers.join(', ')}`,
+    });
+  }
+}
+
+/** The report, announced as the step's outcome. */
+function finish(run: SmokeRun, failure?: Failure, skipped = false): SmokeReport {
+  const { sink, imageName, assertions } = run;
+  const report: SmokeReport = {
+    image: run.options.image,
+    imageName,
+    digest: run.digest,
+    specDigest: specDigest(run.options.spec),
+    passed: failure === undefined && !skipped,
+    skipped,
+    startedAt: run.startedAt.toISOString(),
+    durationMs: Date.now() - run.startedAt.getTime(),
+    assertions,
+    ...(failure ? { failure } : {}),
+    evidence: run.evidence,
+  };
+  if (skipped) {
+    sink({
+      kind: 'step-done',
+      stage: 'smoke',
+      subject: imageName,
+      message: failure?.message ?? '',
+      skipped: true,
+    });
+  } else if (failure) {
+    sink({
+      kind: 'step-failed',
+      stage: 'smoke',
+      subject: imageName,
+      message: `[${failure.code}] ${failure.message}`,
+    });
+  } else {
+    sink({
+      kind: 'step-done',
+      stage: 'smoke',
+      subject: imageName,
+      message: `${assertions.length}/${assertions.length} assertions passed`,
+    });
+  }
+  return report;
 }

@@ -11,6 +11,7 @@ import { type BuiltImage, buildImages } from '../../src/build/build.js';
 import { SlipwayError } from '../../src/core/errors.js';
 import { collectingSink } from '../../src/core/events.js';
 import { LABELS, templateDigestLabel, templateRefLabel } from '../../src/core/labels.js';
+import { dockerEngine } from '../../src/engine/docker-engine.js';
 import { type LoadedManifest, loadManifest } from '../../src/manifest/load.js';
 import { makePlan } from '../../src/plan/plan.js';
 import type { Plan } from '../../src/plan/types.js';
@@ -20,6 +21,7 @@ import { requireServices, rootImage } from '../support/services.js';
 import { REF, repoRoot, stagedRepo, writeTree } from './layout.js';
 
 const docker = new Docker();
+const engine = dockerEngine();
 const run = randomBytes(4).toString('hex');
 const SHA = randomBytes(20).toString('hex');
 const cleanup: Array<() => Promise<unknown>> = [];
@@ -49,7 +51,7 @@ describe('build: platform then platform-agent FROM the base built in the same ru
     ({ loaded, receipt } = await stagedRepo(run));
     await preflight(loaded);
     plan = await makePlan(loaded, { env: 'test', sha: SHA, receipt });
-    first = await buildImages(loaded, plan);
+    first = await buildImages(loaded, plan, { engine });
     for (const b of Object.values(first)) cleanup.push(() => removeImage(b.id));
   });
 
@@ -117,7 +119,7 @@ describe('build: platform then platform-agent FROM the base built in the same ru
 
   it('a second build reports up to date and returns the same IDs', async () => {
     const sink = collectingSink();
-    const second = await buildImages(loaded, plan, { sink });
+    const second = await buildImages(loaded, plan, { engine, sink });
     expect(second).toEqual({
       platform: { ...first.platform, reused: true },
       'platform-agent': { ...first['platform-agent'], reused: true },
@@ -134,7 +136,7 @@ describe('build: platform then platform-agent FROM the base built in the same ru
 
   it('--no-cache with BuildKit rebuilds both images and still chains the agent on the new base', async () => {
     const sink = collectingSink();
-    const rebuilt = await buildImages(loaded, plan, { buildkit: true, noCache: true, sink });
+    const rebuilt = await buildImages(loaded, plan, { engine, buildkit: true, noCache: true, sink });
     for (const b of Object.values(rebuilt)) cleanup.push(() => removeImage(b.id));
     expect([rebuilt.platform?.reused, rebuilt['platform-agent']?.reused]).toEqual([false, false]);
     expect(rebuilt.platform?.id).not.toBe(first.platform?.id);
@@ -179,7 +181,7 @@ describe('build failures', () => {
       for (const image of cached) await removeImage(image.Id);
     });
     const sink = collectingSink();
-    const err = await buildImages(loaded, plan, { sink }).then(
+    const err = await buildImages(loaded, plan, { engine, sink }).then(
       () => null,
       (e: unknown) => e,
     );
@@ -208,7 +210,7 @@ describe('build failures', () => {
       sha: SHA,
       receipt: { version: 1, stagingDir: loaded.manifest.stagingDir, templates: {} },
     });
-    const err = await buildImages(loaded, plan).then(
+    const err = await buildImages(loaded, plan, { engine }).then(
       () => null,
       (e: unknown) => e,
     );

@@ -7,7 +7,16 @@ import { pushImages } from '../../src/publish/push.js';
 import { EcrTestServer } from '../support/ecr-server.js';
 import { deadPort, RegistryProxy } from '../support/registry-proxy.js';
 import { registryAddr, requireServices } from '../support/services.js';
-import { type BuiltPair, buildPair, builtOf, planFor, pullId, removeImages, uid } from './fixtures.js';
+import {
+  type BuiltPair,
+  buildPair,
+  builtOf,
+  engine,
+  planFor,
+  pullId,
+  removeImages,
+  uid,
+} from './fixtures.js';
 
 const settings = { scanOnPush: true, tagMutability: 'MUTABLE' } as const;
 let pair: BuiltPair;
@@ -39,6 +48,7 @@ describe('copyImage on an OCI registry with bearer-token auth', () => {
       builtOf(pair),
       await openRegistry(`oci://${registryAddr}/${prefix}`),
       {
+        engine,
         repositorySettings: settings,
       },
     );
@@ -172,6 +182,7 @@ describe('copyImage on ECR', () => {
       },
     });
     const result = await pushImages(planFor(root), builtOf(pair), registry, {
+      engine,
       repositorySettings: settings,
       createRepos: true,
     });

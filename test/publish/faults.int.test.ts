@@ -6,7 +6,7 @@ import { pushImages } from '../../src/publish/push.js';
 import { EcrTestServer } from '../support/ecr-server.js';
 import { deadPort, RegistryProxy } from '../support/registry-proxy.js';
 import { registryAddr, requireServices } from '../support/services.js';
-import { type BuiltPair, buildPair, builtOf, planFor, removeImages, uid } from './fixtures.js';
+import { type BuiltPair, buildPair, builtOf, engine, planFor, removeImages, uid } from './fixtures.js';
 
 const settings = { scanOnPush: true, tagMutability: 'MUTABLE' } as const;
 const fast = { attempts: 2, minDelayMs: 10 };
@@ -39,6 +39,7 @@ describe('moving tags are all-or-nothing', () => {
     try {
       const direct = await openRegistry(`oci://${registryAddr}/${prefix}`);
       const first = await pushImages(planFor('molecule-ai'), builtOf(v1), direct, {
+        engine,
         repositorySettings: settings,
       });
 
@@ -50,6 +51,7 @@ describe('moving tags are all-or-nothing', () => {
           builtOf(v2),
           await openRegistry(`oci://${proxy.addr}/${prefix}`, { retries: fast }),
           {
+            engine,
             repositorySettings: settings,
             sink: (e) => {
               sink(e);
@@ -80,6 +82,7 @@ describe('moving tags are all-or-nothing', () => {
     try {
       const direct = await openRegistry(`oci://${registryAddr}/${prefix}`);
       const first = await pushImages(planFor('molecule-ai'), builtOf(v1), direct, {
+        engine,
         repositorySettings: settings,
       });
       proxy.fail({
@@ -96,6 +99,7 @@ describe('moving tags are all-or-nothing', () => {
           builtOf(v2),
           await openRegistry(`oci://${proxy.addr}/${prefix}`, { retries: fast }),
           {
+            engine,
             repositorySettings: settings,
           },
         ),
@@ -128,6 +132,7 @@ describe('registry failures', () => {
         builtOf(v1),
         await openRegistry(`oci://127.0.0.1:${port}/x`, { retries: fast }),
         {
+          engine,
           repositorySettings: settings,
           sink,
         },
@@ -157,7 +162,7 @@ describe('registry failures', () => {
         plan,
         builtOf(v1),
         await openRegistry(`oci://${proxy.addr}/${prefix}`, { retries: { attempts: 4, minDelayMs: 10 } }),
-        { repositorySettings: settings },
+        { engine, repositorySettings: settings },
       );
       expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
       const puts = proxy.requests.filter(
@@ -197,7 +202,9 @@ describe('ECR repositories', () => {
     const registry = await openRegistry('ecr://123456789012.dkr.ecr.us-east-1.amazonaws.com', { env: env() });
     const before = proxy.requests.length;
 
-    const err = await rejection(pushImages(plan, builtOf(v1), registry, { repositorySettings: settings }));
+    const err = await rejection(
+      pushImages(plan, builtOf(v1), registry, { engine, repositorySettings: settings }),
+    );
 
     expect(err.code).toBe('REPOSITORY_NOT_FOUND');
     expect(err.message).toContain(
@@ -212,6 +219,7 @@ describe('ECR repositories', () => {
     const root = `slipway-test-${uid()}`;
     const registry = await openRegistry('ecr://123456789012.dkr.ecr.us-east-1.amazonaws.com', { env: env() });
     const result = await pushImages(planFor(root), builtOf(v1), registry, {
+      engine,
       repositorySettings: { scanOnPush: false, tagMutability: 'IMMUTABLE' },
       createRepos: true,
     });

@@ -2,12 +2,16 @@
 import { randomBytes } from 'node:crypto';
 import Docker from 'dockerode';
 import { pack } from 'tar-stream';
+import { dockerEngine } from '../../src/engine/docker-engine.js';
 import type { Plan, PlannedImage } from '../../src/plan/types.js';
 import type { EngineAuth } from '../../src/publish/registry.js';
 import { rootImage } from '../support/services.js';
 
 /** The shared engine client for tests. */
 export const docker = new Docker();
+
+/** The image engine port over the same local engine, for the code under test. */
+export const engine = dockerEngine();
 
 /** A short random suffix for unique repository names. */
 export function uid(): string {

@@ -10,6 +10,7 @@ import {
   buildPair,
   builtOf,
   docker,
+  engine,
   planFor,
   pullId,
   removeImages,
@@ -52,7 +53,11 @@ describe('pushImages to an OCI registry', () => {
     const registry = await openRegistry(`oci://${registryAddr}/${prefix}`);
     const sink = collectingSink();
 
-    const result = await pushImages(plan, builtOf(pair), registry, { repositorySettings: settings, sink });
+    const result = await pushImages(plan, builtOf(pair), registry, {
+      engine,
+      repositorySettings: settings,
+      sink,
+    });
 
     expect(result).toEqual({
       registry: `oci://${registryAddr}/${prefix}`,
@@ -93,6 +98,30 @@ describe('pushImages to an OCI registry', () => {
     await expectPulledBack(result);
   });
 
+  it('pushes every immutable tag of an image, not only the first', async () => {
+    const prefix = `slipway-test-${uid()}`;
+    const base = planFor('molecule-ai');
+    const plan = {
+      ...base,
+      images: base.images.map((i) => ({ ...i, immutableTags: [...i.immutableTags, `build-${base.sha}`] })),
+    };
+    const registry = await openRegistry(`oci://${registryAddr}/${prefix}`);
+    const result = await pushImages(plan, builtOf(pair), registry, {
+      engine,
+      repositorySettings: settings,
+      holdMovingTags: true,
+    });
+    const tags = [`staging-${plan.sha}`, `build-${plan.sha}`];
+    expect(result.images.map((i) => ({ pushed: i.pushed, skipped: i.skipped }))).toEqual([
+      { pushed: tags, skipped: [] },
+      { pushed: tags, skipped: [] },
+    ]);
+    for (const [i, image] of result.images.entries()) {
+      const repo = plan.images[i]?.repository ?? '';
+      expect(await registry.resolve(repo, `build-${plan.sha}`)).toBe(image.digest);
+    }
+  });
+
   it('a second push uploads nothing and reports every tag as skipped', async () => {
     const prefix = `slipway-test-${uid()}`;
     const plan = planFor('molecule-ai');
@@ -101,6 +130,7 @@ describe('pushImages to an OCI registry', () => {
       builtOf(pair),
       await openRegistry(`oci://${registryAddr}/${prefix}`),
       {
+        engine,
         repositorySettings: settings,
       },
     );
@@ -111,7 +141,7 @@ describe('pushImages to an OCI registry', () => {
         plan,
         builtOf(pair),
         await openRegistry(`oci://${proxy.addr}/${prefix}`),
-        { repositorySettings: settings },
+        { engine, repositorySettings: settings },
       );
       expect(second.images.map((i) => ({ digest: i.digest, pushed: i.pushed, skipped: i.skipped }))).toEqual(
         first.images.map((i) => ({ digest: i.digest, pushed: [], skipped: i.tags })),
@@ -148,6 +178,7 @@ describe('pushImages to ECR', () => {
     expect(registry.imageName('x/y').toString()).toBe(`${registryAddr}/x/y`);
 
     const result = await pushImages(plan, builtOf(pair), registry, {
+      engine,
       repositorySettings: { scanOnPush: false, tagMutability: 'MUTABLE' },
       createRepos: true,
     });
@@ -169,7 +200,7 @@ describe('pushImages to ECR', () => {
     }
     await expectPulledBack(result, { ...(await registry.engineAuth()) } as Record<string, string>);
 
-    const again = await pushImages(plan, builtOf(pair), registry, { repositorySettings: settings });
+    const again = await pushImages(plan, builtOf(pair), registry, { engine, repositorySettings: settings });
     expect(again.images.map((i) => [i.digest, i.pushed, i.skipped])).toEqual(
       result.images.map((i) => [i.digest, [], i.tags]),
     );

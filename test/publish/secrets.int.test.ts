@@ -6,7 +6,7 @@ import { pushImages } from '../../src/publish/push.js';
 import { EcrTestServer } from '../support/ecr-server.js';
 import { RegistryProxy } from '../support/registry-proxy.js';
 import { registryAddr, requireServices } from '../support/services.js';
-import { type BuiltPair, buildPair, builtOf, planFor, removeImages, uid } from './fixtures.js';
+import { type BuiltPair, buildPair, builtOf, engine, planFor, removeImages, uid } from './fixtures.js';
 
 const settings = { scanOnPush: true, tagMutability: 'MUTABLE' } as const;
 let pair: BuiltPair;
@@ -41,6 +41,7 @@ describe('credentials never leave the library', () => {
         env: { SLIPWAY_REGISTRY_USERNAME: 'robot', SLIPWAY_REGISTRY_PASSWORD: password },
       });
       const result = await pushImages(planFor('molecule-ai'), builtOf(pair), registry, {
+        engine,
         repositorySettings: settings,
         sink,
       });
@@ -52,6 +53,7 @@ describe('credentials never leave the library', () => {
       proxy.fail({ method: 'PUT', path: /manifests/, status: 500, times: 100 });
       const failing = collectingSink();
       const err = await pushImages(planFor('molecule-ai'), builtOf(pair), registry, {
+        engine,
         repositorySettings: settings,
         sink: failing,
       }).catch((e: unknown) => e);
@@ -78,11 +80,13 @@ describe('credentials never leave the library', () => {
       const sink = collectingSink();
       const root = `slipway-test-${uid()}`;
       const result = await pushImages(planFor(root), builtOf(pair), registry, {
+        engine,
         repositorySettings: settings,
         createRepos: true,
         sink,
       });
       const missing = await pushImages(planFor(`slipway-test-${uid()}`), builtOf(pair), registry, {
+        engine,
         repositorySettings: settings,
         sink,
       }).catch((e: unknown) => e);

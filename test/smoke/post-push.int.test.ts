@@ -12,6 +12,7 @@ import { registryAddr, requireServices } from '../support/services.js';
 import {
   buildFixture,
   docker,
+  engine,
   expectNothingLeft,
   followProgress,
   referenceResults,
@@ -64,6 +65,7 @@ describe('post-push smoke', () => {
   it('pulls the pushed digest, boots it, and records the verdict for that digest', async () => {
     const imageName = `platform-agent-${uniq()}`;
     const r = await runSmoke({
+      engine,
       image: `${repo}@${pushed}`,
       imageName,
       spec: referenceSpec(),
@@ -101,6 +103,7 @@ describe('post-push smoke', () => {
 
   it('resolves a tag by pulling it and reports the digest the engine pulled', async () => {
     const r = await runSmoke({
+      engine,
       image: `${repo}:staging-abc`,
       imageName: `platform-agent-${uniq()}`,
       spec: referenceSpec(),
@@ -113,6 +116,7 @@ describe('post-push smoke', () => {
 
   it('records a failing verdict and renders JUnit with one testcase per assertion', async () => {
     const r = await runSmoke({
+      engine,
       image: `${repo}@${pushedStub}`,
       imageName: 'platform-agent',
       spec: referenceSpec(),
@@ -166,6 +170,7 @@ describe('post-push smoke', () => {
 
   it('fails closed when the registry is unreachable, and JUnit shows one failing testcase', async () => {
     const r = await runSmoke({
+      engine,
       image: `127.0.0.1:5999/slipway-smoke-test/agent@sha256:${'0'.repeat(64)}`,
       imageName: 'platform-agent',
       spec: referenceSpec(),
@@ -187,6 +192,7 @@ describe('post-push smoke', () => {
 
   it('fails a reference the registry does not have as pull-failed', async () => {
     const r = await runSmoke({
+      engine,
       image: `${repo}:no-such-tag`,
       imageName: 'platform-agent',
       spec: referenceSpec(),

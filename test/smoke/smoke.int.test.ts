@@ -1,13 +1,15 @@
-import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dockerEngine } from '../../src/engine/docker-engine.js';
 import { SmokeSpecSchema } from '../../src/manifest/schema.js';
 import type { ExpectedTemplate } from '../../src/smoke/assertions.js';
 import { dirTreeEntries } from '../../src/smoke/local-tree.js';
+import { renderReport } from '../../src/smoke/report.js';
 import { runSmoke, type SmokeOptions } from '../../src/smoke/run.js';
 import { digestDirectory } from '../../src/sources/tree.js';
 import { requireServices } from '../support/services.js';
 import {
   buildFixture,
+  engine,
   expectNothingLeft,
   referenceResults,
   referenceSpec,
@@ -42,6 +44,7 @@ beforeAll(async () => {
     refuse: { FALLBACK: 'refuse' },
     leaky: { FALLBACK: 'leaky' },
     silent: { AGENT: 'silent' },
+    'ready-exit': { AGENT: 'ready-exit' },
   })) {
     images.push(await buildFixture(tag(variant), args));
   }
@@ -55,6 +58,7 @@ afterAll(async () => {
 async function smoke(variant: string, extra: Partial<SmokeOptions> = {}) {
   const imageName = `platform-agent-${variant}-${uniq()}`;
   const report = await runSmoke({
+    engine,
     image: tag(variant),
     imageName,
     spec: referenceSpec(),
@@ -147,6 +151,12 @@ describe('runSmoke against real fixture images', () => {
     expect(byName(r, '/configs matches template platform-agent').message).toContain('the directory is empty');
     expect(byName(r, '/configs matches template platform-agent').observed).toMatchObject({ files: 0 });
     expect(r.failure?.message).toMatch(/^4 of 6 assertions failed: config\.yaml is the real identity; /);
+    // The report's "container log (tail)" shows what the container printed.
+    expect(r.evidence.logTail).toEqual([
+      'identity-fallback: no template source configured, skipping',
+      'platform-agent starting as agent, /configs has 0 entries',
+      'platform-agent ready',
+    ]);
   });
 
   it('fails a 218-byte stub config.yaml by size and by content digest', async () => {
@@ -185,6 +195,31 @@ describe('runSmoke against real fixture images', () => {
         'the container exited with code 3 before it was ready (waiting for log line matching /platform-agent ready/); last log line: "identity-fallback: /configs is empty and no template is baked in; refusing to start"',
     });
     expect(r.evidence.exitCode).toBe(3);
+    expect(r.evidence.logTail).toEqual([
+      'identity-fallback: /configs is empty and no template is baked in; refusing to start',
+    ]);
+    const rendered = renderReport(r);
+    const at = rendered.indexOf('  container log (tail):');
+    expect(rendered.slice(at, at + 2)).toEqual([
+      '  container log (tail):',
+      '    | identity-fallback: /configs is empty and no template is baked in; refusing to start',
+    ]);
+  });
+
+  it('classifies an image that prints its ready line and exits as exited-early, every time', async () => {
+    // An agent that exits is not serving, whether the exit is seen while waiting for readiness
+    // or after the assertions: the code must not depend on which poll noticed it.
+    const outcomes: Array<{ code: string | undefined; exitCode: number | null; logTail: string[] }> = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await smoke('ready-exit');
+      outcomes.push({ code: r.failure?.code, exitCode: r.evidence.exitCode, logTail: r.evidence.logTail });
+    }
+    const expectedOutcome = {
+      code: 'exited-early',
+      exitCode: 0,
+      logTail: ['platform-agent starting as agent', 'platform-agent ready'],
+    };
+    expect(outcomes).toEqual([expectedOutcome, expectedOutcome, expectedOutcome, expectedOutcome]);
   });
 
   it('fails when readiness is never reached within the timeout', async () => {
@@ -234,7 +269,7 @@ describe('runSmoke against real fixture images', () => {
   });
 
   it('fails when the engine is unreachable', async () => {
-    const r = await smoke('good', { docker: new Dockerode({ socketPath: `/tmp/no-engine-${uniq()}.sock` }) });
+    const r = await smoke('good', { engine: dockerEngine({ socketPath: `/tmp/no-engine-${uniq()}.sock` }) });
     expect(r.passed).toBe(false);
     expect(r.failure?.code).toBe('engine-unreachable');
     expect(r.failure?.message).toMatch(/^the Docker engine does not answer \(.*ENOENT.*\)/);
@@ -254,6 +289,7 @@ describe('runSmoke against real fixture images', () => {
 
   it('fails a local image that does not exist', async () => {
     const r = await runSmoke({
+      engine,
       image: `slipway-smoke-test/nothing:${uniq()}`,
       imageName: 'platform-agent',
       spec: referenceSpec(),
@@ -313,6 +349,7 @@ describe('runSmoke against real fixture images', () => {
     setTimeout(() => controller.abort(), 1500);
     await expect(
       runSmoke({
+        engine,
         image: tag('silent'),
         imageName,
         spec: referenceSpec(),

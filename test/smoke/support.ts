@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Dockerode from 'dockerode';
 import { expect } from 'vitest';
+import { dockerEngine } from '../../src/engine/docker-engine.js';
 import { type SmokeSpec, SmokeSpecSchema } from '../../src/manifest/schema.js';
 import { SMOKE_LABEL } from '../../src/smoke/run.js';
 
@@ -21,8 +22,11 @@ export function uniq(): string {
   return randomBytes(4).toString('hex');
 }
 
-/** The engine client the tests use (the same local engine testcontainers resolves). */
+/** The engine client the tests use to set up and inspect (the local socket). */
 export const docker = new Dockerode();
+
+/** The image engine port over the same local engine, for the code under test. */
+export const engine = dockerEngine();
 
 async function filesUnder(dir: string, prefix = ''): Promise<string[]> {
   const out: string[] = [];

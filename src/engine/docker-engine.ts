@@ -1,0 +1,517 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import Docker from 'dockerode';
+import { isUnreachable, SlipwayError } from '../core/errors.js';
+import type { ImageRef } from '../core/image-ref.js';
+import { BuildLog, type BuildMessage, TAIL_LINES } from './build-stream.js';
+import { decodePathStat, demuxDockerStream, readArchive } from './container-archive.js';
+import { DEFAULT_DOCKER_SOCKET, type DockerConnection, describeConnection } from './docker-connection.js';
+import {
+  type BuildRequest,
+  type ContainerSpec,
+  type EngineAuth,
+  type ExecOutcome,
+  type ImageEngine,
+  type ImageInfo,
+  PullError,
+} from './image-engine.js';
+
+/** One event of the engine's push or pull progress stream. */
+interface ProgressEvent {
+  status?: string;
+  id?: string;
+  progressDetail?: { current?: number };
+  error?: string;
+  errorDetail?: { message?: string };
+  aux?: { Tag?: string; Digest?: string; Size?: number };
+}
+
+type FollowProgress = <E>(
+  stream: NodeJS.ReadableStream,
+  onFinished: (err: Error | null, events: E[]) => void,
+  onProgress: (event: E) => void,
+) => void;
+
+const UNREACHABLE_HINT = 'is dockerd running, and is DOCKER_HOST right?';
+
+// The engine dials the registry itself; its message is all we get (e.g. `dial tcp ...: connection refused`).
+const REGISTRY_UNREACHABLE =
+  /connection refused|no such host|i\/o timeout|network is unreachable|no route to host|TLS handshake timeout|server misbehaving|dial tcp|EOF$/i;
+
+/** The engine's message (dockerode puts the engine's JSON message in `json.message`). */
+function engineMessage(err: unknown): string {
+  const json = (err as { json?: { message?: unknown } } | null)?.json;
+  if (json && typeof json.message === 'string') return json.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** The engine's HTTP status on a failed call, if any. */
+function statusOf(err: unknown): number | undefined {
+  const s = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof s === 'number' ? s : undefined;
+}
+
+/**
+ * dockerode's modem merges defaults it reads from process.env (DOCKER_HOST, DOCKER_CERT_PATH, ...)
+ * under the options it is given: every one of them is named here, so only `connection` decides.
+ */
+function dockerodeFor(connection: DockerConnection): Docker {
+  const cleared = {
+    socketPath: undefined,
+    host: undefined,
+    port: undefined,
+    protocol: undefined,
+    ca: undefined,
+    cert: undefined,
+    key: undefined,
+    timeout: undefined,
+    username: undefined,
+  };
+  const options = 'socketPath' in connection ? connection : { ...connection, pathPrefix: '/' };
+  return new Docker({ ...cleared, ...options } as Docker.DockerOptions);
+}
+
+/**
+ * The {@link ImageEngine} over dockerode: the one place Slipway constructs an engine client.
+ * Without a connection it talks to the local socket (see `dockerConnectionFromEnv` for the
+ * docker CLI's environment variables).
+ */
+export function dockerEngine(
+  connection: DockerConnection = { socketPath: DEFAULT_DOCKER_SOCKET },
+): ImageEngine {
+  const docker = dockerodeFor(connection);
+  const follow = (docker.modem as unknown as { followProgress: FollowProgress }).followProgress.bind(
+    docker.modem,
+  );
+  const where = describeConnection(connection);
+
+  /** Runs an engine call, translating its failure: ENGINE_UNREACHABLE, else `code` (raw engine message unless `what` prefixes it). */
+  const call = async <T>(
+    code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
+    what: string,
+    fn: () => Promise<T>,
+    options: { resource?: string; prefix?: boolean } = {},
+  ): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      throw translate(code, what, err, options);
+    }
+  };
+
+  const translate = (
+    code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
+    what: string,
+    err: unknown,
+    options: { resource?: string; prefix?: boolean } = {},
+  ): SlipwayError => {
+    if (err instanceof SlipwayError) return err;
+    const resource = options.resource ?? what;
+    if (isUnreachable(err)) {
+      return new SlipwayError(
+        'ENGINE_UNREACHABLE',
+        `${what}: the Docker engine at ${where} is unreachable (${engineMessage(err)})`,
+        { hint: UNREACHABLE_HINT, cause: err, resource },
+      );
+    }
+    const message = options.prefix === false ? engineMessage(err) : `${what}: ${engineMessage(err)}`;
+    return new SlipwayError(code, message, { cause: err, resource });
+  };
+
+  const inspectImage = async (ref: string): Promise<ImageInfo | null> => {
+    try {
+      const info = await docker.getImage(ref).inspect();
+      return {
+        id: info.Id,
+        labels: info.Config?.Labels ?? {},
+        layers: info.RootFS?.Layers ?? [],
+        repoTags: info.RepoTags ?? [],
+        repoDigests: info.RepoDigests ?? [],
+      };
+    } catch (err) {
+      if (statusOf(err) === 404) return null;
+      throw translate('ENGINE_FAILED', `inspect ${ref}`, err, { resource: ref });
+    }
+  };
+
+  /** Retries a removal the engine refuses with 409 (another removal of it is still running). */
+  const removeWithRetry = async (what: string, remove: () => Promise<unknown>): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await remove();
+        return;
+      } catch (err) {
+        if (statusOf(err) === 404) return;
+        if (statusOf(err) === 409 && attempt < 20) {
+          await sleep(250);
+          continue;
+        }
+        throw translate('ENGINE_FAILED', what, err, { prefix: false });
+      }
+    }
+  };
+
+  return {
+    async ping() {
+      await call('ENGINE_FAILED', 'ping', () => docker.ping(), { resource: where });
+    },
+    inspectImage,
+    build: (request, onLine, signal) =>
+      build(docker, follow, translate, inspectImage, request, onLine, signal),
+    async tag(image, target) {
+      await call('PUSH_FAILED', `tag ${image} as ${target}`, () =>
+        docker.getImage(image).tag({ repo: target.name, tag: target.tag ?? 'latest' }),
+      );
+    },
+    async removeTag(ref) {
+      await call('PUSH_FAILED', `untag ${ref}`, () => docker.getImage(ref).remove({ noprune: true }));
+    },
+    push: (target, auth, onLine) => push(docker, follow, call, target, auth, onLine),
+    async pull(ref, auth, options = {}) {
+      const redact = options.redact ?? ((t: string) => t);
+      const fail = (err: unknown): never => {
+        if (err instanceof PullError) throw err;
+        const msg = redact(engineMessage(err));
+        if (isUnreachable(err)) throw new PullError('engine-unreachable', msg);
+        throw new PullError(REGISTRY_UNREACHABLE.test(msg) ? 'registry-unreachable' : 'pull-failed', msg);
+      };
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = await docker.pull(ref.toString(), { authconfig: { ...auth } });
+      } catch (err) {
+        return fail(err);
+      }
+      // A stream that ends is not a pull that succeeded: errors arrive as events.
+      await new Promise<void>((resolve, reject) => {
+        follow<ProgressEvent>(
+          stream,
+          (err, events) => {
+            if (err) return reject(err);
+            const bad = events.find((e) => e.error || e.errorDetail);
+            if (bad) return reject(new Error(bad.errorDetail?.message ?? bad.error ?? 'pull failed'));
+            resolve();
+          },
+          (e) => {
+            if (e.status && options.onStatus && !e.id) options.onStatus(e.status);
+          },
+        );
+      }).catch(fail);
+    },
+    async createVolume(name, labels) {
+      await call(
+        'ENGINE_FAILED',
+        `create volume ${name}`,
+        () => docker.createVolume({ Name: name, Labels: { ...labels } }),
+        {
+          prefix: false,
+        },
+      );
+    },
+    async removeVolume(name) {
+      await removeWithRetry(`volume ${name}`, () => docker.getVolume(name).remove());
+    },
+    async createContainer(spec) {
+      const created = await call(
+        'ENGINE_FAILED',
+        `create container ${spec.name}`,
+        () => docker.createContainer(createOptions(spec)),
+        {
+          prefix: false,
+        },
+      );
+      return created.id;
+    },
+    async startContainer(id) {
+      await call(
+        'ENGINE_FAILED',
+        `start container ${id.slice(0, 12)}`,
+        () => docker.getContainer(id).start(),
+        {
+          prefix: false,
+        },
+      );
+    },
+    async inspectContainer(id) {
+      const info = await call(
+        'ENGINE_FAILED',
+        `inspect container ${id.slice(0, 12)}`,
+        () => docker.getContainer(id).inspect(),
+        {
+          prefix: false,
+        },
+      );
+      return {
+        running: info.State.Running,
+        exitCode: info.State.Running ? null : info.State.ExitCode,
+        oomKilled: info.State.OOMKilled,
+      };
+    },
+    async logs(id) {
+      const buf = (await call(
+        'ENGINE_FAILED',
+        `logs of ${id.slice(0, 12)}`,
+        () => docker.getContainer(id).logs({ stdout: true, stderr: true, follow: false }),
+        { prefix: false },
+      )) as unknown as Buffer;
+      return demuxDockerStream(Buffer.isBuffer(buf) ? buf : Buffer.from(String(buf))).all;
+    },
+    exec: (id, argv, options) =>
+      call(
+        'ENGINE_FAILED',
+        `exec in ${id.slice(0, 12)}`,
+        () => execIn(docker.getContainer(id), argv, options),
+        {
+          prefix: false,
+        },
+      ),
+    async statPath(id, p) {
+      try {
+        const res = (await docker.getContainer(id).infoArchive({ path: p })) as unknown as {
+          headers: Record<string, string | undefined>;
+          resume?: () => void;
+        };
+        res.resume?.();
+        const header = res.headers['x-docker-container-path-stat'];
+        if (!header) throw new Error(`the engine sent no X-Docker-Container-Path-Stat header for ${p}`);
+        return decodePathStat(header);
+      } catch (err) {
+        if (statusOf(err) === 404) return null;
+        throw translate('ENGINE_FAILED', `stat ${p}`, err, { prefix: false });
+      }
+    },
+    async archive(id, p) {
+      let stream: NodeJS.ReadableStream;
+      try {
+        stream = await docker.getContainer(id).getArchive({ path: p });
+      } catch (err) {
+        if (statusOf(err) === 404) return null;
+        throw translate('ENGINE_FAILED', `archive ${p}`, err, { prefix: false });
+      }
+      return call('ENGINE_FAILED', `archive ${p}`, () => readArchive(stream), { prefix: false });
+    },
+    async removeContainer(id, options = {}) {
+      await removeWithRetry(`container ${id.slice(0, 12)}`, () =>
+        docker.getContainer(id).remove({ force: true, v: options.volumes ?? true }),
+      );
+    },
+  };
+}
+
+function createOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
+  return {
+    name: spec.name,
+    Image: spec.image,
+    Labels: { ...spec.labels },
+    Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+    ...(spec.entrypoint ? { Entrypoint: [...spec.entrypoint] } : {}),
+    ...(spec.command ? { Cmd: [...spec.command] } : {}),
+    ...(spec.user ? { User: spec.user } : {}),
+    // `name:/path` with a named volume: a fresh volume is filled from the image's directory
+    // (content and ownership), as provisioning does in production.
+    HostConfig: { Binds: Object.entries(spec.volumes).map(([target, source]) => `${source}:${target}:rw`) },
+  };
+}
+
+type Translate = (
+  code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
+  what: string,
+  err: unknown,
+  options?: { resource?: string; prefix?: boolean },
+) => SlipwayError;
+
+type Call = <T>(
+  code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
+  what: string,
+  fn: () => Promise<T>,
+  options?: { resource?: string; prefix?: boolean },
+) => Promise<T>;
+
+async function build(
+  docker: Docker,
+  follow: FollowProgress,
+  translate: Translate,
+  inspectImage: (ref: string) => Promise<ImageInfo | null>,
+  request: BuildRequest,
+  onLine: (line: string) => void,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const what = `build ${request.subject}`;
+  const fail = (err: unknown): SlipwayError =>
+    signal?.aborted
+      ? interrupted(request.subject, signal)
+      : translate('BUILD_FAILED', what, err, { resource: request.tag });
+  if (signal?.aborted) throw interrupted(request.subject, signal);
+  const log = new BuildLog(onLine);
+  let stream: NodeJS.ReadableStream;
+  try {
+    stream = await docker.buildImage(request.context, {
+      t: request.tag,
+      dockerfile: request.dockerfile,
+      buildargs: { ...request.buildArgs },
+      labels: { ...request.labels },
+      ...(request.target ? { target: request.target } : {}),
+      nocache: request.noCache,
+      // Never pull: images come from this run or are already local (build.ts checks FROMs).
+      pull: false,
+      rm: true,
+      // Remove intermediate containers even when a step fails (no stopped leftovers).
+      forcerm: true,
+      version: request.buildkit ? '2' : '1',
+      ...(signal ? { abortSignal: signal } : {}),
+    });
+  } catch (err) {
+    throw fail(err);
+  }
+  try {
+    // dockerode's followProgress also decodes BuildKit's protobuf trace into lines.
+    await new Promise<void>((resolve, reject) => {
+      follow<BuildMessage>(
+        stream,
+        (err) => (err ? reject(err) : resolve()),
+        (msg) => log.push(msg),
+      );
+    });
+  } catch (err) {
+    throw fail(err);
+  }
+  log.end();
+  if (signal?.aborted) throw interrupted(request.subject, signal);
+  if (log.error !== null) {
+    throw new SlipwayError(
+      'BUILD_FAILED',
+      `${what} failed${log.step ? ` at ${log.step}` : ''}: ${log.error}${
+        log.tail.length > 0
+          ? `\nlast ${Math.min(log.tail.length, TAIL_LINES)} log lines:\n  ${log.tail.join('\n  ')}`
+          : ''
+      }`,
+      {
+        resource: request.subject,
+        hint: 'fix the failing step; the full log streamed above',
+        details: [{ at: log.step ?? request.dockerfile, message: log.error }],
+      },
+    );
+  }
+  // A stream that ended without an image ID is not a success: ask the engine what the tag is.
+  const tagged = await inspectImage(request.tag);
+  if (!tagged || (log.imageId !== null && !tagged.id.includes(log.imageId.replace(/^sha256:/, '')))) {
+    throw new SlipwayError(
+      'BUILD_FAILED',
+      `${what}: the build stream ended without producing ${request.tag}${
+        log.tail.length > 0 ? `\nlast log lines:\n  ${log.tail.join('\n  ')}` : ''
+      }`,
+      {
+        resource: request.subject,
+        hint: 'rerun with --verbose; check the engine log (journalctl -u docker)',
+      },
+    );
+  }
+  return tagged.id;
+}
+
+function interrupted(subject: string, signal: AbortSignal): SlipwayError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof SlipwayError) return reason;
+  return new SlipwayError('INTERRUPTED', `build ${subject} interrupted`, { resource: subject });
+}
+
+async function push(
+  docker: Docker,
+  follow: FollowProgress,
+  call: Call,
+  target: ImageRef,
+  auth: EngineAuth,
+  onLine: (line: string) => void,
+): Promise<{ digest: string }> {
+  const what = `push ${target}`;
+  const stream = await call('PUSH_FAILED', what, () =>
+    // The engine rejects a push without an X-Registry-Auth header, even for an open registry.
+    docker.getImage(target.name).push({ tag: target.tag ?? 'latest', authconfig: { ...auth } }),
+  );
+  const events = await call(
+    'PUSH_FAILED',
+    what,
+    () =>
+      new Promise<ProgressEvent[]>((resolve, reject) => {
+        const seen: ProgressEvent[] = [];
+        follow<ProgressEvent>(
+          stream,
+          (err) => (err ? reject(err) : resolve(seen)),
+          (e) => {
+            seen.push(e);
+            const line = describePushEvent(e);
+            if (line) onLine(line);
+          },
+        );
+      }),
+  );
+  // A stream that ends is not a push that succeeded: errors arrive as events.
+  const failed = events.find((e) => e.error || e.errorDetail);
+  if (failed) {
+    const tail = events
+      .map(describePushEvent)
+      .filter((l): l is string => Boolean(l))
+      .slice(-8);
+    throw new SlipwayError(
+      'PUSH_FAILED',
+      `${what} failed: ${failed.errorDetail?.message ?? failed.error}\n${tail.map((l) => `  | ${l}`).join('\n')}`,
+      {
+        resource: target.toString(),
+        hint: 'check the registry is reachable and the credentials may push',
+      },
+    );
+  }
+  const digest = events.find((e) => e.aux?.Digest)?.aux?.Digest;
+  if (!digest) {
+    throw new SlipwayError('PUSH_FAILED', `${what}: the engine reported no digest`, {
+      resource: target.toString(),
+    });
+  }
+  return { digest };
+}
+
+/** A readable line for a push event, or null for progress-bar noise. */
+function describePushEvent(e: ProgressEvent): string | null {
+  if (e.error) return `error: ${e.errorDetail?.message ?? e.error}`;
+  if (e.aux?.Digest) return `digest ${e.aux.Digest}`;
+  if (!e.status || (e.progressDetail && e.progressDetail.current !== undefined)) return null;
+  if (e.status === 'Pushing' || e.status === 'Waiting' || e.status === 'Preparing') return null;
+  return e.id ? `${e.id}: ${e.status}` : e.status;
+}
+
+/** Runs argv in the container and waits (at most `timeoutMs`) for its exit code. */
+async function execIn(
+  container: Docker.Container,
+  argv: readonly string[],
+  options: { user?: string; timeoutMs: number },
+): Promise<ExecOutcome> {
+  const exec = await container.exec({
+    Cmd: [...argv],
+    AttachStdout: true,
+    AttachStderr: true,
+    ...(options.user ? { User: options.user } : {}),
+  });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stream.destroy();
+      reject(new Error(`"${argv.join(' ')}" did not finish within ${Math.round(options.timeoutMs / 1000)}s`));
+    }, options.timeoutMs);
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    stream.on('error', (e: Error) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+  // The stream can end a moment before the engine records the exit code.
+  let info = await exec.inspect();
+  for (let i = 0; i < 20 && (info.Running || info.ExitCode === null); i++) {
+    await sleep(50);
+    info = await exec.inspect();
+  }
+  const { stdout, stderr } = demuxDockerStream(Buffer.concat(chunks));
+  return { exitCode: info.ExitCode ?? -1, stdout, stderr };
+}
