@@ -8,7 +8,7 @@ import { parseRegistryUrl } from './url.js';
 
 /** Options of {@link openRegistry}. */
 export interface OpenRegistryOptions {
-  /** Where SLIPWAY_REGISTRY_USERNAME/PASSWORD and AWS_* settings are read (never process.env implicitly). */
+  /** Where the AWS SDK's credential and region settings are read (never process.env implicitly). */
   readonly env?: NodeJS.ProcessEnv;
   /** Receives every credential the registry learns, so callers can scrub their own output. */
   readonly redactor?: Redactor;
@@ -17,7 +17,7 @@ export interface OpenRegistryOptions {
   /** The fetch used for the OCI Distribution API. */
   readonly fetch?: typeof fetch;
   readonly retries?: RetryOptions;
-  /** OCI basic/bearer credentials; default from env SLIPWAY_REGISTRY_USERNAME/PASSWORD. */
+  /** OCI basic/bearer credentials (the composition root reads them from the settings). */
   readonly username?: string;
   readonly password?: string;
   /** OCI: force plain http (true) or https (false); default http only for loopback hosts. */
@@ -33,8 +33,7 @@ export async function openRegistry(url: string, options: OpenRegistryOptions = {
       options.ecrClient ?? ecrClientFor(parsed.region, options.env, options.retries?.attempts ?? 4);
     return EcrRegistry.open(parsed, sdkEcrApi(client), redactor);
   }
-  const username = options.username ?? options.env?.SLIPWAY_REGISTRY_USERNAME;
-  const password = options.password ?? options.env?.SLIPWAY_REGISTRY_PASSWORD;
+  const { username, password } = options;
   return new OciRegistry(parsed, {
     redactor,
     ...(username !== undefined && password !== undefined ? { username, password } : {}),

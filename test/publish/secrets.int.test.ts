@@ -38,7 +38,8 @@ describe('credentials never leave the library', () => {
       const prefix = `slipway-test-${uid()}`;
       const sink = collectingSink();
       const registry = await openRegistry(`oci://${proxy.addr}/${prefix}`, {
-        env: { SLIPWAY_REGISTRY_USERNAME: 'robot', SLIPWAY_REGISTRY_PASSWORD: password },
+        username: 'robot',
+        password,
       });
       const result = await pushImages(planFor('molecule-ai'), builtOf(pair), registry, {
         engine,
