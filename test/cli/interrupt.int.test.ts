@@ -109,7 +109,8 @@ describe('interrupts through bin/slipway.js', () => {
     expect(exit).toEqual({ code: 130, signal: null });
     expect(Date.now() - t0).toBeLessThan(30_000);
     expect(await smokeLeftovers(imageName)).toEqual({ containers: 0, volumes: 0 });
-    expect(proc.stderr()).toContain('interrupted by SIGINT');
+    expect(proc.stderr()).toContain('slipway: SIGINT: stopping and cleaning up');
+    expect(proc.stderr()).toMatch(/error: smoke of .* interrupted; its container and volumes were removed/);
     expect(proc.stderr()).not.toMatch(/\n\s+at /);
   });
 
