@@ -1,4 +1,16 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
+// The installed entry point: runs the compiled CLI in dist/. A clone builds dist on `npm ci`
+// (the `prepare` script); the npm tarball ships it (`prepack`).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  process.stderr.write(
+    'error: slipway is not built: dist/cli/main.js is missing\n' +
+      'hint: run `npm ci` (its prepare script builds dist) or `npm run build` in the slipway checkout\n',
+  );
+  process.exit(1);
+}
+const { main } = await import(entry.href);
 process.exitCode = await main(process.argv.slice(2));

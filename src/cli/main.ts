@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isSlipwayError, SlipwayError } from '../core/errors.js';
 import { Cli, type CliIO } from './cli.js';
 import { commands } from './commands/index.js';
+import { slipwayVersion } from './version.js';
 
 /** Builds the commander program with every command registered. */
 export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
@@ -10,6 +11,7 @@ export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
   const cli = new Cli(program, io);
   program
     .description('Build, publish, verify and promote pinned container images from manifest.json.')
+    .version(slipwayVersion(), '-V, --version', 'print the Slipway version')
     .option('-m, --manifest <path>', 'the manifest file', 'manifest.json')
     .option('--json', 'print one JSON document on stdout (logs stay on stderr)', false)
     .addOption(
