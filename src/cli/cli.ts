@@ -4,6 +4,7 @@ import { SlipwayError } from '../core/errors.js';
 import type { EventSink, SlipwayEvent } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
+import { ActionsReporter, inActions } from './actions/reporter.js';
 
 /** Where the CLI writes and what it reads from its process; injectable so tests run it in-process. */
 export interface CliIO {
@@ -28,6 +29,8 @@ export class Cli {
   /** Exit code a command sets when it printed its own failure report (e.g. a failed smoke). */
   exitCode = 0;
   readonly redactor = new Redactor();
+  /** Set when running as a GitHub/Gitea Actions step: outputs, job summary, annotations, log groups. */
+  readonly actions: ActionsReporter | undefined;
 
   constructor(
     readonly program: Command,
@@ -44,6 +47,15 @@ export class Cli {
     ]) {
       this.redactor.add(io.env[k]);
     }
+    this.actions = inActions(io.env)
+      ? new ActionsReporter(
+          io.env,
+          io.stderr,
+          this.redactor,
+          io.env.GITHUB_WORKSPACE ?? io.cwd,
+          () => this.globals.logFormat === 'plain',
+        )
+      : undefined;
   }
 
   /** The global options. */
@@ -71,6 +83,7 @@ export class Cli {
   readonly sink: EventSink = (event: SlipwayEvent) => {
     const { logFormat, verbose } = this.globals;
     if (event.kind === 'log' && event.level === 'debug' && !verbose) return;
+    this.actions?.event(event);
     if (logFormat === 'ndjson') {
       this.io.stderr(`${this.redactor.redact(JSON.stringify(event))}\n`);
       return;
@@ -85,6 +98,7 @@ export class Cli {
 
   /** Prints a command's result: one JSON document with --json, else the text form. */
   print(data: unknown, text: string | readonly string[]): void {
+    this.actions?.record(data);
     if (this.globals.json) {
       this.io.stdout(`${this.redactor.redact(JSON.stringify(data, null, 2))}\n`);
     } else {

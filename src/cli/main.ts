@@ -51,6 +51,7 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
   const { program, cli } = buildProgram(fullIO);
   try {
     await program.parseAsync([...argv], { from: 'user' });
+    cli.actions?.finish(commandName(program, argv), cli.exitCode);
     return cli.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -58,7 +59,9 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
       return err.exitCode === 0 ? 0 : 2;
     }
     if (isSlipwayError(err)) {
+      cli.actions?.endGroup();
       reportError(cli, err);
+      cli.actions?.finish(commandName(program, argv), err.exitCode, err);
       return err.exitCode;
     }
     // An unexpected error is a Slipway bug: say so, show the stack only when asked.
@@ -70,8 +73,22 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
         : 'hint: this is a bug in slipway; rerun with SLIPWAY_DEBUG=1 for a stack trace and report it',
     );
     if (cli.globals.json) cli.print({ ok: false, error: { code: 'INTERNAL', message: e.message } }, []);
+    cli.actions?.finish(commandName(program, argv), 1);
     return 1;
   }
+}
+
+/** `release`, `pins promote`: the command words of argv, for the job summary. */
+function commandName(program: Command, argv: readonly string[]): string {
+  const words: string[] = [];
+  let cmd: Command | undefined = program;
+  for (const arg of argv) {
+    const sub: Command | undefined = cmd?.commands.find((c) => c.name() === arg);
+    if (!sub) continue;
+    words.push(arg);
+    cmd = sub;
+  }
+  return words.join(' ') || 'slipway';
 }
 
 function reportError(cli: Cli, err: SlipwayError): void {

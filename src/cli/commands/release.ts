@@ -84,6 +84,7 @@ export function registerRelease(program: Command, cli: Cli): void {
           ...(cli.io.signal ? { signal: cli.io.signal } : {}),
           onSmokeReport: (report) => {
             reports.push(report);
+            cli.actions?.smokeReport(report);
             for (const line of renderReport(report)) cli.log(line);
           },
         });
