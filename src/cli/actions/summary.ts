@@ -63,9 +63,9 @@ export function renderSummary(run: RunRecord): string {
       ],
       ...images.map((i) => [
         esc(i.name ?? ''),
-        i.digest ? code(`${i.repository ?? ''}@${i.digest}`) : '',
-        (i.tags ?? []).map(code).join(' '),
-        esc(i.smoke ?? smokeOf(run.smoke, i.name)),
+        i.digest ? code(`${i.repository ?? ''}@${i.digest}`) : '—',
+        (i.tags ?? []).map(code).join(' ') || '—',
+        esc(i.smoke ?? smokeOf(run.smoke, i.name)) || '—',
       ]),
     ]);
   }
@@ -81,7 +81,12 @@ export function renderSummary(run: RunRecord): string {
           { data: 'result', header: true },
           { data: 'detail', header: true },
         ],
-        ...r.assertions.map((a) => [esc(a.name), a.kind, a.passed ? '✅ pass' : '❌ fail', esc(a.message)]),
+        ...r.assertions.map((a) => [
+          esc(a.name),
+          a.kind,
+          a.passed ? '✅ pass' : '❌ fail',
+          esc(a.message) || '—',
+        ]),
       ]);
   }
   const pins = Array.isArray(result.pins) ? result.pins : [];
@@ -95,7 +100,7 @@ export function renderSummary(run: RunRecord): string {
       ...pins.map((p) => [
         esc(p.runtime ?? ''),
         p.applied ? 'moved' : 'unchanged',
-        code(p.pin?.image ?? p.pin?.digest ?? ''),
+        p.pin?.image || p.pin?.digest ? code(p.pin?.image ?? p.pin?.digest ?? '') : '—',
       ]),
     ]);
   }
