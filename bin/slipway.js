@@ -1,4 +1,17 @@
 #!/usr/bin/env node
-import { runProcess } from '../dist/cli/main.js';
+// The installed entry point: runs the compiled CLI in dist/. A clone builds dist on `npm ci`
+// (the `prepare` script); the npm tarball ships it (`prepack`). runProcess turns SIGINT/SIGTERM
+// into a clean stop (containers removed, tags and pins untouched) and exit 130/143.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 
-process.exitCode = await runProcess();
+const entry = new URL('../dist/cli/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(entry))) {
+  process.stderr.write(
+    'error: slipway is not built: dist/cli/main.js is missing\n' +
+      'hint: run `npm ci` (its prepare script builds dist) or `npm run build` in the slipway checkout\n',
+  );
+  process.exit(1);
+}
+const { runProcess } = await import(entry.href);
+process.exitCode = await runProcess(process.argv.slice(2));

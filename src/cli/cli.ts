@@ -7,6 +7,7 @@ import type { EventSink, SlipwayEvent } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import { assertContract } from '../manifest/contract.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
+import { ActionsReporter, inActions } from './actions/reporter.js';
 
 /** Where the CLI writes and what it reads from its process; injectable so tests run it in-process. */
 export interface CliIO {
@@ -33,6 +34,8 @@ export class Cli {
   readonly redactor = new Redactor();
   /** Everything the CLI takes from its environment, read once (src/app/settings.ts). */
   readonly settings: Settings;
+  /** Set when running as a GitHub/Gitea Actions step: outputs, job summary, annotations, log groups. */
+  readonly actions: ActionsReporter | undefined;
 
   constructor(
     readonly program: Command,
@@ -41,6 +44,15 @@ export class Cli {
     this.settings = readSettings(io.env);
     // Tokens the process holds are scrubbed from everything the CLI prints.
     this.redactor.add(...this.settings.secrets);
+    this.actions = inActions(io.env)
+      ? new ActionsReporter(
+          io.env,
+          io.stderr,
+          this.redactor,
+          io.env.GITHUB_WORKSPACE ?? io.cwd,
+          () => this.globals.logFormat === 'plain',
+        )
+      : undefined;
   }
 
   /**
@@ -93,6 +105,7 @@ export class Cli {
   readonly sink: EventSink = (event: SlipwayEvent) => {
     const { logFormat, verbose } = this.globals;
     if (event.kind === 'log' && event.level === 'debug' && !verbose) return;
+    this.actions?.event(event);
     if (logFormat === 'ndjson') {
       this.io.stderr(`${this.redactor.redact(JSON.stringify(event))}\n`);
       return;
@@ -107,6 +120,7 @@ export class Cli {
 
   /** Prints a command's result: one JSON document with --json, else the text form. */
   print(data: unknown, text: string | readonly string[]): void {
+    this.actions?.record(data);
     if (this.globals.json) {
       this.io.stdout(`${this.redactor.redact(JSON.stringify(data, null, 2))}\n`);
     } else {

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isSlipwayError, SlipwayError } from '../core/errors.js';
 import { Cli, type CliIO } from './cli.js';
 import { commands } from './commands/index.js';
+import { slipwayVersion } from './version.js';
 
 /** Builds the commander program with every command registered. */
 export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
@@ -10,6 +11,7 @@ export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
   const cli = new Cli(program, io);
   program
     .description('Build, publish, verify and promote pinned container images from manifest.json.')
+    .version(slipwayVersion(), '-V, --version', 'print the Slipway version')
     .option('-m, --manifest <path>', 'the manifest file', 'manifest.json')
     .option('--json', 'print one JSON document on stdout (logs stay on stderr)', false)
     .addOption(
@@ -49,6 +51,7 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
   const { program, cli } = buildProgram(fullIO);
   try {
     await program.parseAsync([...argv], { from: 'user' });
+    cli.actions?.finish(commandName(program, argv), cli.exitCode);
     return cli.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -56,7 +59,9 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
       return err.exitCode === 0 ? 0 : 2;
     }
     if (isSlipwayError(err)) {
+      cli.actions?.endGroup();
       reportError(cli, err);
+      cli.actions?.finish(commandName(program, argv), err.exitCode, err);
       return err.exitCode;
     }
     // An unexpected error is a Slipway bug: say so, show the stack only when asked.
@@ -68,8 +73,22 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
         : 'hint: this is a bug in slipway; rerun with SLIPWAY_DEBUG=1 for a stack trace and report it',
     );
     if (cli.globals.json) cli.print({ ok: false, error: { code: 'INTERNAL', message: e.message } }, []);
+    cli.actions?.finish(commandName(program, argv), 1);
     return 1;
   }
+}
+
+/** `release`, `pins promote`: the command words of argv, for the job summary. */
+function commandName(program: Command, argv: readonly string[]): string {
+  const words: string[] = [];
+  let cmd: Command | undefined = program;
+  for (const arg of argv) {
+    const sub: Command | undefined = cmd?.commands.find((c) => c.name() === arg);
+    if (!sub) continue;
+    words.push(arg);
+    cmd = sub;
+  }
+  return words.join(' ') || 'slipway';
 }
 
 function reportError(cli: Cli, err: SlipwayError): void {

@@ -80,6 +80,7 @@ export function registerRelease(program: Command, cli: Cli): void {
           ...(cli.io.signal ? { signal: cli.io.signal } : {}),
           onSmokeReport: (report: SmokeReport) => {
             reports.push(report);
+            cli.actions?.smokeReport(report);
             for (const line of renderReport(report)) cli.log(line);
           },
         };
