@@ -56,6 +56,12 @@ export function registerSmoke(program: Command, cli: Cli): void {
         if (!Number.isInteger(timeoutSeconds) || timeoutSeconds <= 0 || timeoutSeconds > 3600)
           cli.usage(`--timeout must be a whole number of seconds between 1 and 3600, not "${opts.timeout}"`);
       }
+      if (opts.allowSkip && cli.settings.ci) {
+        cli.usage(
+          `refusing to allow a smoke skip in CI (image ${imageName})`,
+          'a skipped smoke run is not a verdict: add a smoke spec to the image in manifest.json instead of --allow-skip',
+        );
+      }
       const ref = opts.ref ? ImageRef.parse(opts.ref, '--ref') : undefined;
       const loaded = await cli.loadManifest();
       const image = loaded.manifest.images[imageName];
