@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { isSlipwayError, messageOf, SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
+import type { Timeouts } from '../core/timeouts.js';
 import { checkContract } from '../manifest/contract.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind } from '../manifest/schema.js';
@@ -34,6 +35,8 @@ export interface StageOptions {
   allowSensitive?: boolean;
   /** Tokens given explicitly instead of SLIPWAY_GIT_TOKEN / GITHUB_TOKEN / GITEA_TOKEN. */
   tokens?: SourceTokens;
+  /** Limits for every call to a template host (default DEFAULT_TIMEOUTS). */
+  timeouts?: Timeouts;
 }
 
 /** The staging directory's path relative to the manifest dir, POSIX, normalised. */
@@ -218,7 +221,15 @@ export async function stageTemplates(
     if (!template) throw new Error(`unknown template ${name}`);
     const source = sourceFor(
       template,
-      { subject: name, manifestDir: loaded.dir, env, redactor, sink, signal: abort.signal },
+      {
+        subject: name,
+        manifestDir: loaded.dir,
+        env,
+        redactor,
+        sink,
+        signal: abort.signal,
+        ...(options.timeouts ? { timeouts: options.timeouts } : {}),
+      },
       options.tokens,
     );
     const ref = sourceKind(template.source) === 'path' ? null : (template.ref ?? null);

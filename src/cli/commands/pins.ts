@@ -8,6 +8,7 @@ import { type PromotionResult, promote, rollback } from '../../promote/promote.j
 import { openRegistry } from '../../publish/open.js';
 import type { Registry } from '../../publish/registry.js';
 import type { Cli } from '../cli.js';
+import { timeoutsOf } from '../timeouts.js';
 
 interface PinsOptions {
   store?: string;
@@ -40,7 +41,7 @@ export function registerPins(program: Command, cli: Cli): void {
     const m = manifest ?? (await cli.loadManifest());
     return `file:${path.join(m.dir, '.slipway', 'pins.json')}`;
   };
-  const storeOptions = (): PinStoreOptions => ({ cwd: cli.io.cwd });
+  const storeOptions = (): PinStoreOptions => ({ cwd: cli.io.cwd, timeouts: timeoutsOf(cli) });
   const withStore = async <T>(url: string, fn: (store: PinStore) => Promise<T>): Promise<T> => {
     const store = await openPinStore(url, storeOptions());
     try {
@@ -184,7 +185,11 @@ export function registerPins(program: Command, cli: Cli): void {
         const needsRegistry = ref.digest === undefined || opts.retag !== undefined;
         let registry: Registry | undefined;
         if (registryUrl && (needsRegistry || ref.registry === undefined || opts.registry !== undefined)) {
-          registry = await openRegistry(registryUrl, { env: cli.io.env, redactor: cli.redactor });
+          registry = await openRegistry(registryUrl, {
+            env: cli.io.env,
+            redactor: cli.redactor,
+            timeouts: timeoutsOf(cli),
+          });
         } else if (needsRegistry) {
           cli.usage(
             ref.digest === undefined

@@ -5,6 +5,7 @@ import type { Plan } from '../../plan/types.js';
 import { openRegistry } from '../../publish/open.js';
 import { prepareRepositories, pushImages } from '../../publish/push.js';
 import type { Cli } from '../cli.js';
+import { timeoutsOf } from '../timeouts.js';
 import {
   collectBuildArg,
   type PlanCommandOptions,
@@ -58,7 +59,11 @@ export function registerPush(program: Command, cli: Cli): void {
         plan = await planFromOptions(cli, loaded, images, { ...opts, env: opts.env });
       }
       // The registry first: bad credentials or a missing repository fail in seconds, not after a build.
-      const registry = await openRegistry(url, { env: cli.io.env, redactor: cli.redactor });
+      const registry = await openRegistry(url, {
+        env: cli.io.env,
+        redactor: cli.redactor,
+        timeouts: timeoutsOf(cli),
+      });
       const toPush = { ...plan, images: selectImages(plan, images) };
       const signal = cli.io.signal ? { signal: cli.io.signal } : {};
       const pushOptions = {
@@ -66,6 +71,7 @@ export function registerPush(program: Command, cli: Cli): void {
         repositorySettings: loaded.manifest.publish.ecr,
         sink: cli.sink,
         redactor: cli.redactor,
+        timeouts: timeoutsOf(cli),
         ...signal,
       };
       await prepareRepositories(toPush, registry, pushOptions);

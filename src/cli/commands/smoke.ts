@@ -11,6 +11,7 @@ import { renderReport } from '../../smoke/report.js';
 import { runSmoke } from '../../smoke/run.js';
 import { readReceipt } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
+import { timeoutsOf } from '../timeouts.js';
 
 interface SmokeCommandOptions {
   ref?: string;
@@ -119,7 +120,7 @@ export function registerSmoke(program: Command, cli: Cli): void {
       if (report.digest && !report.skipped) {
         const url =
           opts.pins ?? env.SLIPWAY_PIN_STORE ?? `file:${path.join(loaded.dir, '.slipway', 'pins.json')}`;
-        const store = await openPinStore(url, { cwd: cli.io.cwd });
+        const store = await openPinStore(url, { cwd: cli.io.cwd, timeouts: timeoutsOf(cli) });
         try {
           const by = env.SLIPWAY_ACTOR ?? env.GITHUB_ACTOR ?? env.GITEA_ACTOR ?? env.USER ?? 'unknown';
           await recordSmoke(store, report, { by });

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { assertContract } from '../../manifest/contract.js';
 import { stageTemplates } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
+import { timeoutsOf } from '../timeouts.js';
 
 /** `slipway stage [--only NAME...] [--cache-dir DIR] [--no-cache]`: materialise the pinned templates. */
 export function registerStage(program: Command, cli: Cli): void {
@@ -23,6 +24,7 @@ export function registerStage(program: Command, cli: Cli): void {
         env: cli.io.env,
         sink: cli.sink,
         noCache: !opts.cache,
+        timeouts: timeoutsOf(cli),
         ...(opts.only ? { only: opts.only } : {}),
         ...(opts.cacheDir ? { cacheDir: cli.resolve(opts.cacheDir) } : {}),
         ...(cli.io.signal ? { signal: cli.io.signal } : {}),

@@ -5,6 +5,7 @@ import { copyImage } from '../../publish/copy.js';
 import { openRegistry } from '../../publish/open.js';
 import type { RepositorySettings } from '../../publish/registry.js';
 import type { Cli } from '../cli.js';
+import { timeoutsOf } from '../timeouts.js';
 
 /** `slipway tag SRC DST [--registry URL]`: points DST at SRC's manifest without moving a layer. */
 export function registerTag(program: Command, cli: Cli): void {
@@ -35,7 +36,11 @@ export function registerTag(program: Command, cli: Cli): void {
         settings = loaded?.manifest.publish.ecr;
       }
       if (!url) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
-      const registry = await openRegistry(url, { env: cli.io.env, redactor: cli.redactor });
+      const registry = await openRegistry(url, {
+        env: cli.io.env,
+        redactor: cli.redactor,
+        timeouts: timeoutsOf(cli),
+      });
       const result = await copyImage(source, target, registry, {
         createRepos: opts.createRepos,
         ...(settings ? { repositorySettings: settings } : {}),
