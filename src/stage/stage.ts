@@ -252,6 +252,15 @@ export async function stageTemplates(
           message: `staging credential-looking file ${w} because allowSensitive is set`,
         });
       }
+      for (const a of result.allowedSensitive) {
+        sink({
+          kind: 'log',
+          stage: 'stage',
+          level: 'warn',
+          subject: name,
+          message: `staging ${a.at} (${a.message}): templates.${name}.allowSensitive allows it`,
+        });
+      }
       const missing = missingRequired(result.entries, template.required);
       if (missing.length > 0) {
         throw new SlipwayError(
