@@ -1,10 +1,9 @@
 /** A PostgreSQL host that accepts the connection and never answers must not hold a command. */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
+import { makeTempDir } from '../support/temp.js';
 
 let server: net.Server;
 let port: number;
@@ -13,7 +12,7 @@ const sockets = new Set<net.Socket>();
 let accepted = 0;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(tmpdir(), 'slipway-pg-stall-'));
+  dir = makeTempDir('pg-stall');
   // Accepts every connection and never writes a byte: a hung database or proxy.
   server = net.createServer((socket) => {
     accepted++;

@@ -35,7 +35,7 @@ describe('credentials never leave the library', () => {
       auth: { mode: 'basic', username: 'robot', password },
     });
     try {
-      const prefix = `slipway-test-${uid()}`;
+      const prefix = `slipway-test/${uid()}`;
       const sink = collectingSink();
       const registry = await openRegistry(`oci://${proxy.addr}/${prefix}`, {
         env: { SLIPWAY_REGISTRY_USERNAME: 'robot', SLIPWAY_REGISTRY_PASSWORD: password },
@@ -76,13 +76,13 @@ describe('credentials never leave the library', () => {
         },
       });
       const sink = collectingSink();
-      const root = `slipway-test-${uid()}`;
+      const root = `slipway-test/${uid()}`;
       const result = await pushImages(planFor(root), builtOf(pair), registry, {
         repositorySettings: settings,
         createRepos: true,
         sink,
       });
-      const missing = await pushImages(planFor(`slipway-test-${uid()}`), builtOf(pair), registry, {
+      const missing = await pushImages(planFor(`slipway-test/${uid()}`), builtOf(pair), registry, {
         repositorySettings: settings,
         sink,
       }).catch((e: unknown) => e);

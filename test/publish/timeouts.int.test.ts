@@ -4,8 +4,7 @@
  * tag as it was. The proxy holds chosen requests open; the real registry behind it is read
  * directly before and after.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageRef } from '../../src/core/image-ref.js';
@@ -13,6 +12,7 @@ import { openRegistry } from '../../src/publish/open.js';
 import { runCli } from '../support/cli.js';
 import { RegistryProxy } from '../support/registry-proxy.js';
 import { registryAddr, requireServices, rootImage } from '../support/services.js';
+import { makeTempDir } from '../support/temp.js';
 import { removeImages, uid } from './fixtures.js';
 
 const SHA1 = 'a1'.repeat(20);
@@ -73,7 +73,7 @@ async function remember(digests: Array<{ repository: string; digest: string }>):
 
 beforeAll(async () => {
   await requireServices(['docker', 'registry', 'rootImage']);
-  dir = await mkdtemp(path.join(tmpdir(), 'slipway-timeouts-'));
+  dir = makeTempDir('timeouts');
   proxy = await RegistryProxy.start({ upstream: registryAddr });
   prefix = `slipway-test/timeouts-${uid()}`;
   await writeFile(
