@@ -3,12 +3,16 @@
  * plane or a CI script can call them directly. Folders follow the pipeline's stages:
  * manifest -> sources -> stage -> preflight/verify -> plan -> build -> publish -> smoke -> promote.
  */
+export * from './app/open-ports.js';
+export * from './app/ports.js';
+export * from './app/settings.js';
 export * from './build/index.js';
 export * from './core/errors.js';
 export * from './core/events.js';
 export * from './core/image-ref.js';
 export * from './core/labels.js';
 export * from './core/redact.js';
+export { DEFAULT_TIMEOUTS, parseTimeouts, type Timeouts, timeoutsFor } from './core/timeouts.js';
 export * from './core/tree-digest.js';
 export * from './engine/index.js';
 export * from './manifest/contract.js';
@@ -21,6 +25,7 @@ export * from './plan/types.js';
 export * from './preflight/index.js';
 export * from './promote/index.js';
 export * from './publish/index.js';
+export * from './release/publish.js';
 export * from './release/release.js';
 export * from './smoke/index.js';
 export * from './sources/index.js';
