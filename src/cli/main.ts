@@ -46,6 +46,20 @@ export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
   return { program, cli };
 }
 
+// Global options that take a value: their value is not the command name.
+const GLOBAL_VALUE_OPTIONS = new Set(['-m', '--manifest', '--log-format', '--timeout']);
+
+/**
+ * `slipway help pins promote` as `slipway pins promote --help`: commander's own help command
+ * looks one level down only, so a nested command's usage would otherwise show its parent's.
+ */
+export function helpAsFlag(argv: readonly string[]): string[] {
+  let i = 0;
+  while (i < argv.length && argv[i]?.startsWith('-')) i += GLOBAL_VALUE_OPTIONS.has(argv[i] ?? '') ? 2 : 1;
+  if (argv[i] !== 'help' || argv.length - i < 3) return [...argv];
+  return [...argv.slice(0, i), ...argv.slice(i + 1), '--help'];
+}
+
 /** Runs the CLI; returns the exit code (0 ok, 1 failed or refused, 2 usage, 3 service unreachable). */
 export async function main(argv: readonly string[], io?: Partial<CliIO>): Promise<number> {
   const fullIO: CliIO = {
@@ -57,7 +71,7 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
   };
   const { program, cli } = buildProgram(fullIO);
   try {
-    await program.parseAsync([...argv], { from: 'user' });
+    await program.parseAsync(helpAsFlag(argv), { from: 'user' });
     cli.actions?.finish(commandName(program, argv), cli.exitCode);
     return cli.exitCode;
   } catch (err) {
