@@ -84,10 +84,14 @@ export function pinStoreUrlFor(settings: Settings, manifestDir: string, flag?: s
 const execFileAsync = promisify(execFile);
 
 /** `git config user.name` (else `user.email`) in `dir`, or undefined when git has no identity there. */
-async function gitUser(dir: string): Promise<string | undefined> {
+async function gitUser(dir: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   for (const key of ['user.name', 'user.email']) {
     try {
-      const { stdout } = await execFileAsync('git', ['config', '--get', key], { cwd: dir, timeout: 5_000 });
+      const { stdout } = await execFileAsync('git', ['config', '--get', key], {
+        cwd: dir,
+        env: { ...env },
+        timeout: 5_000,
+      });
       const v = stdout.trim();
       if (v) return v;
     } catch {
@@ -104,5 +108,5 @@ async function gitUser(dir: string): Promise<string | undefined> {
 export async function resolveActor(settings: Settings, dir: string, by?: string): Promise<string | null> {
   const explicit = nonEmpty(by)?.trim();
   if (explicit) return explicit;
-  return settings.actors[0] ?? (await gitUser(dir)) ?? null;
+  return settings.actors[0] ?? (await gitUser(dir, settings.env)) ?? null;
 }
