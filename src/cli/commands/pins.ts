@@ -174,7 +174,10 @@ export function registerPins(program: Command, cli: Cli): void {
     .option('--retag <tag>', 'after the pin moved, point this registry tag at the digest')
     .option('--registry <url>', 'registry for resolving a tag and --retag (default: publish.registry)')
     .option('--dry-run', 'show the change, write nothing', false)
-    .option('--by <name>', 'who promotes (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER)')
+    .option(
+      '--by <name>',
+      'who promotes (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER, then the git user)',
+    )
     .action(
       async (
         runtime: string,
@@ -245,7 +248,10 @@ export function registerPins(program: Command, cli: Cli): void {
     .option('--reason <text>', 'why (recorded in history)')
     .option('--force', 'override the smoke gate (audited; needs --reason)', false)
     .option('--dry-run', 'show the change, write nothing', false)
-    .option('--by <name>', 'who rolls back (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER)')
+    .option(
+      '--by <name>',
+      'who rolls back (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER, then the git user)',
+    )
     .action(
       async (
         runtime: string,

@@ -51,7 +51,7 @@ export function registerRelease(program: Command, cli: Cli): void {
     .option('--junit <file>', 'write every smoke report as JUnit XML (also when a smoke fails)')
     .option(
       '--by <name>',
-      'who runs the release (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER)',
+      'who runs the release (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER, then the git user)',
     )
     .action(async (opts: ReleaseCommandOptions) => {
       const loaded = await cli.loadManifest();
