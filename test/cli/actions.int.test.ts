@@ -158,3 +158,28 @@ describe('Actions output', () => {
     expect(`${r.stdout}${r.stderr}${r.summary}${JSON.stringify(r.outputs)}`).not.toContain('ghp_secretvalue');
   });
 });
+
+describe('Actions output of status', () => {
+  it('puts the status table and its flags in the job summary, and --check fails the step', async () => {
+    const repo = `slipway-test/actions-status-${uid()}`;
+    await writeFile(path.join(dir, 'manifest.json'), manifest(repo));
+    await writeFile(path.join(dir, 'Dockerfile'), `FROM ${rootImage}\n`);
+    const r = await runInActions([
+      'status',
+      '--registry',
+      `oci://${registryAddr}`,
+      '--env',
+      'ci',
+      '--pins',
+      `file:${path.join(dir, 'status-pins.json')}`,
+      '--check',
+    ]);
+    // Never pushed: EMPTY, and --check makes the step fail.
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.outputs.ok).toBe('false');
+    expect(r.summary).toContain('### Slipway status: ci 1 flag');
+    expect(r.summary).toMatch(/^\| .*IMAGE.* \|$/im);
+    expect(r.summary).toContain('- **EMPTY** `platform`');
+    expect(JSON.parse(r.outputs.result ?? '{}').flags[0].kind).toBe('EMPTY');
+  });
+});

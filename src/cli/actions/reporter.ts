@@ -83,6 +83,7 @@ export class ActionsReporter {
   private failedStage: Stage | undefined;
   private result: unknown;
   private readonly smoke: SmokeReport[] = [];
+  private readonly sections: string[] = [];
 
   constructor(
     private readonly env: NodeJS.ProcessEnv,
@@ -106,6 +107,11 @@ export class ActionsReporter {
   record(result: unknown): void {
     this.result = result;
     if (isSmokeReport(result)) this.smokeReport(result);
+  }
+
+  /** A Markdown section for the job summary that a command renders itself (status's table). */
+  section(markdown: string): void {
+    this.sections.push(markdown);
   }
 
   /** A smoke report (release reports one per pushed digest). */
@@ -158,6 +164,7 @@ export class ActionsReporter {
         exitCode,
         result,
         smoke: this.smoke,
+        sections: this.sections,
         ...(error
           ? {
               error: {

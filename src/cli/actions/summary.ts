@@ -11,6 +11,8 @@ export interface RunRecord {
   readonly result?: unknown;
   /** Every smoke report of the run (release smokes several digests). */
   readonly smoke: readonly SmokeReport[];
+  /** Markdown sections a command renders itself (status's table). */
+  readonly sections?: readonly string[];
   readonly error?: {
     readonly code: string;
     readonly message: string;
@@ -89,7 +91,8 @@ export function renderSummary(run: RunRecord): string {
         ]),
       ]);
   }
-  const pins = Array.isArray(result.pins) ? result.pins : [];
+  for (const section of run.sections ?? []) s.addRaw(`\n\n${section}\n`, true);
+  const pins = Array.isArray(result.pins) && (run.sections ?? []).length === 0 ? result.pins : [];
   if (pins.length > 0) {
     s.addHeading('Pins', 3).addTable([
       [
@@ -114,7 +117,13 @@ export function renderSummary(run: RunRecord): string {
       );
     if (e.untouched) s.addRaw(`<p><b>Left untouched:</b> ${esc(e.untouched)}</p>`, true);
     if (e.hint) s.addRaw(`<p><b>Hint:</b> ${esc(e.hint)}</p>`, true);
-  } else if (run.result !== undefined && images.length === 0 && run.smoke.length === 0 && pins.length === 0) {
+  } else if (
+    run.result !== undefined &&
+    images.length === 0 &&
+    run.smoke.length === 0 &&
+    pins.length === 0 &&
+    (run.sections ?? []).length === 0
+  ) {
     s.addDetails('result', `\n\n\`\`\`json\n${JSON.stringify(run.result, null, 2)}\n\`\`\`\n\n`);
   }
   const text = s.stringify();

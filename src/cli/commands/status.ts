@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { pinStoreUrlFor } from '../../app/settings.js';
 import { parseDuration } from '../../status/duration.js';
-import { statusTable } from '../../status/render.js';
+import { statusMarkdown, statusTable } from '../../status/render.js';
 import { status } from '../../status/status.js';
 import type { Cli } from '../cli.js';
 import { collectBuildArg, parseBuildArgs } from './plan.js';
@@ -48,6 +48,7 @@ export function registerStatus(program: Command, cli: Cli): void {
         ),
       );
       cli.print(report, statusTable(report));
+      cli.actions?.section(statusMarkdown(report));
       if (opts.check && !report.ok) cli.exitCode = 1;
     });
 }
