@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openRegistry } from '../../src/publish/open.js';
 import { removeImages, uid } from '../publish/fixtures.js';
 import { runCli } from '../support/cli.js';
+import { tempProject } from '../support/project.js';
 import { registryAddr, requireServices, rootImage } from '../support/services.js';
 
 let dir: string;
@@ -181,5 +182,65 @@ describe('Actions output of status', () => {
     expect(r.summary).toMatch(/^\| .*IMAGE.* \|$/im);
     expect(r.summary).toContain('- **EMPTY** `platform`');
     expect(JSON.parse(r.outputs.result ?? '{}').flags[0].kind).toBe('EMPTY');
+  });
+});
+
+describe('Actions output of release', () => {
+  it('summarises images, every smoke assertion and the pin moves; outputs the smoke verdict', async () => {
+    const project = tempProject(`slipway-test/actions-release-${uid()}`);
+    try {
+      project.writeManifest();
+      const output = path.join(project.dir, 'output');
+      const summary = path.join(project.dir, 'summary');
+      await writeFile(output, '');
+      await writeFile(summary, '');
+      const r = await runCli(
+        [
+          'release',
+          '--registry',
+          `oci://${registryAddr}`,
+          '--env',
+          'ci',
+          '--sha',
+          'd'.repeat(40),
+          '--pins',
+          `file:${path.join(project.dir, 'pins.json')}`,
+          '--promote',
+          '--by',
+          'ci-bot',
+        ],
+        {
+          cwd: project.dir,
+          env: {
+            GITHUB_ACTIONS: 'true',
+            GITHUB_OUTPUT: output,
+            GITHUB_STEP_SUMMARY: summary,
+            PATH: process.env.PATH,
+          },
+        },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const outputs = parseOutputs(await readFile(output, 'utf8'));
+      const md = await readFile(summary, 'utf8');
+      expect(outputs.smoke).toBe('passed');
+      expect(Object.keys(JSON.parse(outputs.digests ?? '{}'))).toEqual(['platform', 'platform-agent']);
+      expect(md).toContain('<h2>✅ slipway release: ok</h2>');
+      expect(md).toContain('<h3>Smoke platform-agent: passed</h3>');
+      expect(md).toContain(
+        '<td>/configs is the pinned platform-agent template</td><td>template</td><td>✅ pass</td>',
+      );
+      expect(md).toMatch(
+        /<td>platform-agent<\/td><td>moved<\/td><td><code>[^<]*molecule-platform-agent@sha256:[0-9a-f]{64}<\/code><\/td>/,
+      );
+      const ids = Object.values(JSON.parse(outputs.digests ?? '{}')) as string[];
+      const registry = await openRegistry(`oci://${registryAddr}`);
+      for (const [i, d] of ids.entries()) {
+        const repoName = i === 0 ? 'platform' : 'molecule-platform-agent';
+        const id = await registry.configDigest(`${project.prefix}/${repoName}`, d);
+        if (id) built.push(id);
+      }
+    } finally {
+      project.remove();
+    }
   });
 });

@@ -18,6 +18,8 @@ export type ManifestDoc = any;
 /** A temp project; `remove()` deletes it. */
 export interface TempProject {
   readonly dir: string;
+  /** The registry repository prefix of the project's images. */
+  readonly prefix: string;
   readonly manifestFile: string;
   /** Commits everything and returns the commit. */
   commit(message: string): string;
@@ -41,6 +43,7 @@ export function tempProject(prefix: string): TempProject {
   git(dir, 'init', '-q');
   const project: TempProject = {
     dir,
+    prefix,
     manifestFile: path.join(dir, 'manifest.json'),
     commit(message) {
       git(dir, 'add', '-A');
