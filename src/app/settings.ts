@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { RunnerDescription } from '../attest/statement.js';
 import { type DockerConnection, dockerConnectionFromEnv } from '../engine/docker-connection.js';
 import type { SourceTokens } from '../sources/index.js';
 
@@ -30,6 +33,13 @@ export interface Settings {
   readonly secrets: readonly string[];
   /** `SLIPWAY_DEBUG`: show stack traces of unexpected errors. */
   readonly debug: boolean;
+  /**
+   * The attestation signing key: its PEM (`SLIPWAY_SIGNING_KEY`) or a file holding it
+   * (`SLIPWAY_SIGNING_KEY_FILE`). Never printed; the PEM is among {@link Settings.secrets}.
+   */
+  readonly signingKey: { readonly pem: string } | { readonly file: string } | undefined;
+  /** Where this process runs, as attestations record it: host, platform, CI system; no environment values. */
+  readonly runner: RunnerDescription;
 }
 
 const SECRET_VARIABLES = [
@@ -39,7 +49,28 @@ const SECRET_VARIABLES = [
   'AWS_SECRET_ACCESS_KEY',
   'AWS_SESSION_TOKEN',
   'SLIPWAY_REGISTRY_PASSWORD',
+  'SLIPWAY_SIGNING_KEY',
 ] as const;
+
+/** Slipway's version, from its package.json. */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** The CI system's name (not its variables), or null outside CI. */
+function ciName(env: NodeJS.ProcessEnv): string | null {
+  if (nonEmpty(env.GITEA_ACTIONS)) return 'gitea-actions';
+  if (nonEmpty(env.GITHUB_ACTIONS)) return 'github-actions';
+  if (nonEmpty(env.GITLAB_CI)) return 'gitlab-ci';
+  return nonEmpty(env.CI) && env.CI !== 'false' ? 'ci' : null;
+}
 
 const nonEmpty = (v: string | undefined): string | undefined => (v?.trim() ? v : undefined);
 
@@ -65,6 +96,17 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     env,
     secrets: SECRET_VARIABLES.map((k) => env[k]).filter((v): v is string => Boolean(v)),
     debug: Boolean(nonEmpty(env.SLIPWAY_DEBUG)),
+    signingKey: nonEmpty(env.SLIPWAY_SIGNING_KEY)
+      ? { pem: env.SLIPWAY_SIGNING_KEY as string }
+      : nonEmpty(env.SLIPWAY_SIGNING_KEY_FILE)
+        ? { file: env.SLIPWAY_SIGNING_KEY_FILE as string }
+        : undefined,
+    runner: {
+      host: os.hostname(),
+      platform: `${process.platform}/${process.arch}`,
+      ci: ciName(env),
+      slipway: packageVersion(),
+    },
   };
 }
 
