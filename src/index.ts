@@ -3,6 +3,8 @@
  * plane or a CI script can call them directly. Folders follow the pipeline's stages:
  * manifest -> sources -> stage -> preflight/verify -> plan -> build -> publish -> smoke -> promote.
  */
+
+export * from './attest/index.js';
 export * from './build/index.js';
 export * from './core/errors.js';
 export * from './core/events.js';
@@ -21,6 +23,7 @@ export * from './plan/types.js';
 export * from './preflight/index.js';
 export * from './promote/index.js';
 export * from './publish/index.js';
+export * from './release/attest-step.js';
 export * from './release/release.js';
 export * from './smoke/index.js';
 export * from './sources/index.js';

@@ -30,6 +30,13 @@ export interface PortRequest {
    * key file (`--sign-key`). Otherwise the signer is null.
    */
   readonly sign?: boolean | string | undefined;
+  /** A second registry (`--to-registry`): opens {@link TargetPorts} with its own credentials. */
+  readonly targetRegistry?: string | undefined;
+}
+
+/** The registry a promotion copies into, and the attestations kept there. */
+export interface TargetPorts {
+  readonly target: Pick<Ports, 'registry' | 'attestations'>;
 }
 
 /** The ports every command gets: they open nothing until used (the signer is loaded only when asked). */
@@ -38,7 +45,8 @@ export type BasePorts = Pick<Ports, 'engine' | 'sources' | 'sink' | 'clock' | 'r
 /** The ports {@link openPorts} returns for a request: the base ports plus what the request named. */
 export type OpenedPorts<R extends PortRequest> = BasePorts &
   (R['registry'] extends string ? Pick<Ports, 'registry' | 'attestations'> : unknown) &
-  (R['pinStore'] extends string ? Pick<Ports, 'pins' | 'verdicts'> : unknown) & {
+  (R['pinStore'] extends string ? Pick<Ports, 'pins' | 'verdicts'> : unknown) &
+  (R['targetRegistry'] extends string ? TargetPorts : unknown) & {
     /** Closes what was opened (database pools). Idempotent. */
     close(): Promise<void>;
   };
@@ -77,13 +85,22 @@ export async function openPorts<R extends PortRequest>(
       });
       registry = { registry: opened, attestations: new RegistryAttestationStore(opened) };
     }
+    let target = {};
+    if (request.targetRegistry !== undefined) {
+      const opened = await openRegistry(request.targetRegistry, {
+        env: settings.env,
+        redactor,
+        ...settings.targetRegistryCredentials,
+      });
+      target = { target: { registry: opened, attestations: new RegistryAttestationStore(opened) } };
+    }
     let stores = {};
     if (request.pinStore !== undefined) {
       const pins = await openPinStore(request.pinStore, { cwd: request.cwd });
       closers.push(() => pins.close());
       stores = { pins, verdicts: pins };
     }
-    return { ...base, ...registry, ...stores, close } as OpenedPorts<R>;
+    return { ...base, ...registry, ...target, ...stores, close } as OpenedPorts<R>;
   } catch (err) {
     await close();
     throw err;

@@ -18,6 +18,12 @@ export interface Settings {
   readonly pinStoreUrl: string | undefined;
   /** OCI registry credentials (`SLIPWAY_REGISTRY_USERNAME` / `SLIPWAY_REGISTRY_PASSWORD`). */
   readonly registryCredentials: { readonly username?: string; readonly password?: string };
+  /**
+   * Credentials of the registry a promotion copies into (`--to-registry`):
+   * `SLIPWAY_TARGET_REGISTRY_USERNAME` / `SLIPWAY_TARGET_REGISTRY_PASSWORD`. The source
+   * registry's credentials are never sent to it.
+   */
+  readonly targetRegistryCredentials: { readonly username?: string; readonly password?: string };
   /** Tokens for template sources (`SLIPWAY_GIT_TOKEN`, `GITHUB_TOKEN`, `GITEA_TOKEN`). */
   readonly sourceTokens: SourceTokens;
   /** How to reach the Docker engine (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`). */
@@ -50,6 +56,7 @@ const SECRET_VARIABLES = [
   'AWS_SESSION_TOKEN',
   'SLIPWAY_REGISTRY_PASSWORD',
   'SLIPWAY_SIGNING_KEY',
+  'SLIPWAY_TARGET_REGISTRY_PASSWORD',
 ] as const;
 
 /** Slipway's version, from its package.json. */
@@ -78,6 +85,8 @@ const nonEmpty = (v: string | undefined): string | undefined => (v?.trim() ? v :
 export function readSettings(env: NodeJS.ProcessEnv): Settings {
   const username = nonEmpty(env.SLIPWAY_REGISTRY_USERNAME);
   const password = nonEmpty(env.SLIPWAY_REGISTRY_PASSWORD);
+  const targetUsername = nonEmpty(env.SLIPWAY_TARGET_REGISTRY_USERNAME);
+  const targetPassword = nonEmpty(env.SLIPWAY_TARGET_REGISTRY_PASSWORD);
   const git = nonEmpty(env.SLIPWAY_GIT_TOKEN);
   const github = nonEmpty(env.GITHUB_TOKEN);
   const gitea = nonEmpty(env.GITEA_TOKEN);
@@ -87,6 +96,10 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     registryCredentials: {
       ...(username ? { username } : {}),
       ...(password ? { password } : {}),
+    },
+    targetRegistryCredentials: {
+      ...(targetUsername ? { username: targetUsername } : {}),
+      ...(targetPassword ? { password: targetPassword } : {}),
     },
     sourceTokens: { ...(git ? { git } : {}), ...(github ? { github } : {}), ...(gitea ? { gitea } : {}) },
     docker: dockerConnectionFromEnv(env),
