@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Redactor } from '../core/redact.js';
+import { isCosignArtifactTag } from '../publish/oci.js';
 import type { SmokeReport } from '../smoke/report.js';
 import {
   pae,
@@ -168,8 +169,10 @@ describe('statements', () => {
     ]);
   });
 
-  it('the cosign tag of a digest', () => {
+  it('the cosign tag of a digest, which status does not count as an image', () => {
     expect(cosignAttestationTag(digest)).toBe(`sha256-${'ab'.repeat(32)}.att`);
+    expect(isCosignArtifactTag(cosignAttestationTag(digest))).toBe(true);
+    expect(isCosignArtifactTag('staging-latest')).toBe(false);
   });
 });
 

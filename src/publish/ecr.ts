@@ -16,7 +16,13 @@ import {
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
-import { configDigestOf, MANIFEST_MEDIA_TYPES, OciRegistry, sha256Digest } from './oci.js';
+import {
+  configDigestOf,
+  isCosignArtifactTag,
+  MANIFEST_MEDIA_TYPES,
+  OciRegistry,
+  sha256Digest,
+} from './oci.js';
 import type {
   BlobStream,
   Descriptor,
@@ -427,6 +433,8 @@ export class EcrRegistry implements Registry {
       }
       throw err;
     }
+    // Attestations kept under cosign's tags are artifacts of an image, not images.
+    images = images.filter((i) => i.tags.length === 0 || !i.tags.every(isCosignArtifactTag));
     const times = images.flatMap((i) => (i.pushedAt ? [i.pushedAt.getTime()] : []));
     const newest = times.length > 0 ? new Date(Math.max(...times)).toISOString() : null;
     return {

@@ -107,6 +107,11 @@ export function nextLink(header: string | null): string | null {
   return m?.[1] ?? null;
 }
 
+/** True for the tags cosign keeps its artifacts under (`sha256-<hex>.att`, `.sig`, `.sbom`): not images. */
+export function isCosignArtifactTag(tag: string): boolean {
+  return /^sha256-[a-f0-9]{64}\.(att|sig|sbom)$/.test(tag);
+}
+
 /** At most this many images of a repository are read to find its newest (each costs two requests). */
 const MAX_DESCRIBED = 100;
 /** Image configs are small JSON documents; anything larger is refused rather than buffered. */
@@ -227,7 +232,8 @@ export class OciRegistry implements Registry {
     const tags = await this.listTags(repo);
     if (tags === null) return { exists: false, imageCount: null, newestPush: null, newestPushSource: null };
     const limit = pLimit(6);
-    const resolved = await Promise.all(tags.map((t) => limit(() => this.resolve(repository, t))));
+    const images = tags.filter((t) => !isCosignArtifactTag(t));
+    const resolved = await Promise.all(images.map((t) => limit(() => this.resolve(repository, t))));
     const digests = [...new Set(resolved.filter((d): d is string => d !== null))];
     const details = await Promise.all(
       digests.slice(0, MAX_DESCRIBED).map((d) => limit(() => this.imageDetails(repository, d))),
