@@ -6,6 +6,7 @@
 export * from './app/open-ports.js';
 export * from './app/ports.js';
 export * from './app/settings.js';
+export * from './attest/index.js';
 export * from './build/index.js';
 export * from './core/errors.js';
 export * from './core/events.js';
@@ -25,6 +26,7 @@ export * from './plan/types.js';
 export * from './preflight/index.js';
 export * from './promote/index.js';
 export * from './publish/index.js';
+export * from './release/attest-step.js';
 export * from './release/publish.js';
 export * from './release/release.js';
 export * from './smoke/index.js';

@@ -1,3 +1,8 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pemSigner, type Signer } from '../attest/dsse.js';
+import { RegistryAttestationStore } from '../attest/store.js';
+import { SlipwayError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import { silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
@@ -23,15 +28,31 @@ export interface PortRequest {
   readonly registry?: string | undefined;
   /** A pin store URL (`file:…`, `postgres://…`): opens {@link Ports.pins} and {@link Ports.verdicts}. */
   readonly pinStore?: string | undefined;
+  /**
+   * Load the signing key into {@link Ports.signer}: true for the settings' key (if any), or a
+   * key file (`--sign-key`). Otherwise the signer is null.
+   */
+  readonly sign?: boolean | string | undefined;
+  /** A second registry (`--to-registry`): opens {@link TargetPorts} with its own credentials. */
+  readonly targetRegistry?: string | undefined;
 }
 
-/** The ports every command gets: they open nothing until used. */
-export type BasePorts = Pick<Ports, 'engine' | 'sources' | 'sink' | 'clock' | 'redactor' | 'timeouts'>;
+/** The registry a promotion copies into, and the attestations kept there. */
+export interface TargetPorts {
+  readonly target: Pick<Ports, 'registry' | 'attestations'>;
+}
+
+/** The ports every command gets: they open nothing until used (the signer is loaded only when asked). */
+export type BasePorts = Pick<
+  Ports,
+  'engine' | 'sources' | 'sink' | 'clock' | 'redactor' | 'signer' | 'timeouts'
+>;
 
 /** The ports {@link openPorts} returns for a request: the base ports plus what the request named. */
 export type OpenedPorts<R extends PortRequest> = BasePorts &
-  (R['registry'] extends string ? Pick<Ports, 'registry'> : unknown) &
-  (R['pinStore'] extends string ? Pick<Ports, 'pins' | 'verdicts'> : unknown) & {
+  (R['registry'] extends string ? Pick<Ports, 'registry' | 'attestations'> : unknown) &
+  (R['pinStore'] extends string ? Pick<Ports, 'pins' | 'verdicts'> : unknown) &
+  (R['targetRegistry'] extends string ? TargetPorts : unknown) & {
     /** Closes what was opened (database pools). Idempotent. */
     close(): Promise<void>;
   };
@@ -48,7 +69,9 @@ export async function openPorts<R extends PortRequest>(
 ): Promise<OpenedPorts<R>> {
   const redactor = (request.redactor ?? new Redactor()).add(...settings.secrets);
   const timeouts = request.timeouts ?? DEFAULT_TIMEOUTS;
+  const signer = request.sign ? await loadSigner(settings, request.cwd, request.sign) : null;
   const base: BasePorts = {
+    signer,
     engine: dockerEngine(settings.docker),
     sources: (template, ctx) => sourceFor(template, { timeouts, ...ctx }, settings.sourceTokens),
     sink: request.sink ?? silentSink,
@@ -61,24 +84,33 @@ export async function openPorts<R extends PortRequest>(
     for (const c of closers.splice(0).reverse()) await c();
   };
   try {
-    const registry =
-      request.registry === undefined
-        ? {}
-        : {
-            registry: await openRegistry(request.registry, {
-              env: settings.env,
-              redactor,
-              timeouts,
-              ...settings.registryCredentials,
-            }),
-          };
+    let registry = {};
+    if (request.registry !== undefined) {
+      const opened = await openRegistry(request.registry, {
+        env: settings.env,
+        redactor,
+        timeouts,
+        ...settings.registryCredentials,
+      });
+      registry = { registry: opened, attestations: new RegistryAttestationStore(opened) };
+    }
+    let target = {};
+    if (request.targetRegistry !== undefined) {
+      const opened = await openRegistry(request.targetRegistry, {
+        env: settings.env,
+        redactor,
+        timeouts,
+        ...settings.targetRegistryCredentials,
+      });
+      target = { target: { registry: opened, attestations: new RegistryAttestationStore(opened) } };
+    }
     let stores = {};
     if (request.pinStore !== undefined) {
       const pins = await openPinStore(request.pinStore, { cwd: request.cwd, timeouts });
       closers.push(() => pins.close());
       stores = { pins, verdicts: pins };
     }
-    return { ...base, ...registry, ...stores, close } as OpenedPorts<R>;
+    return { ...base, ...registry, ...target, ...stores, close } as OpenedPorts<R>;
   } catch (err) {
     await close();
     throw err;
@@ -97,4 +129,26 @@ export async function withPorts<R extends PortRequest, T>(
   } finally {
     await ports.close();
   }
+}
+
+/** The signer for a request: a `--sign-key` file, else the settings' key; null when there is none. */
+async function loadSigner(settings: Settings, cwd: string, sign: true | string): Promise<Signer | null> {
+  const source = typeof sign === 'string' ? { file: sign } : settings.signingKey;
+  if (source === undefined) return null;
+  if ('pem' in source) return pemSigner(source.pem);
+  const file = path.resolve(cwd, source.file);
+  let pem: string;
+  try {
+    pem = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new SlipwayError(
+      'USAGE',
+      `cannot read the signing key ${file}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+      {
+        resource: file,
+        hint: 'pass --sign-key FILE or set SLIPWAY_SIGNING_KEY_FILE to a readable PEM file',
+      },
+    );
+  }
+  return pemSigner(pem);
 }

@@ -1,3 +1,5 @@
+import type { Signer } from '../attest/dsse.js';
+import type { AttestationStore } from '../attest/store.js';
 import type { EventSink } from '../core/events.js';
 import type { Redactor } from '../core/redact.js';
 import type { Timeouts } from '../core/timeouts.js';
@@ -26,6 +28,10 @@ export interface Ports {
   readonly pins: PinStore;
   /** Smoke verdicts by digest (the pin store implements it). */
   readonly verdicts: SmokeVerdictStore;
+  /** Signed attestations kept with the images in {@link Ports.registry} (cosign layout, OCI referrers). */
+  readonly attestations: AttestationStore;
+  /** Signs attestation envelopes; null when no signing key was given (envelopes go unsigned). */
+  readonly signer: Signer | null;
   /** Template sources, with their tokens bound. */
   readonly sources: TemplateSources;
   /** Progress events. */

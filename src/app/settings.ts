@@ -1,6 +1,9 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { RunnerDescription } from '../attest/statement.js';
 import { type DockerConnection, dockerConnectionFromEnv } from '../engine/docker-connection.js';
 import type { SourceTokens } from '../sources/index.js';
 
@@ -15,6 +18,12 @@ export interface Settings {
   readonly pinStoreUrl: string | undefined;
   /** OCI registry credentials (`SLIPWAY_REGISTRY_USERNAME` / `SLIPWAY_REGISTRY_PASSWORD`). */
   readonly registryCredentials: { readonly username?: string; readonly password?: string };
+  /**
+   * Credentials of the registry a promotion copies into (`--to-registry`):
+   * `SLIPWAY_TARGET_REGISTRY_USERNAME` / `SLIPWAY_TARGET_REGISTRY_PASSWORD`. The source
+   * registry's credentials are never sent to it.
+   */
+  readonly targetRegistryCredentials: { readonly username?: string; readonly password?: string };
   /** Tokens for template sources (`SLIPWAY_GIT_TOKEN`, `GITHUB_TOKEN`, `GITEA_TOKEN`). */
   readonly sourceTokens: SourceTokens;
   /** How to reach the Docker engine (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`). */
@@ -32,6 +41,13 @@ export interface Settings {
   readonly timeout: string | undefined;
   /** `SLIPWAY_DEBUG`: show stack traces of unexpected errors. */
   readonly debug: boolean;
+  /**
+   * The attestation signing key: its PEM (`SLIPWAY_SIGNING_KEY`) or a file holding it
+   * (`SLIPWAY_SIGNING_KEY_FILE`). Never printed; the PEM is among {@link Settings.secrets}.
+   */
+  readonly signingKey: { readonly pem: string } | { readonly file: string } | undefined;
+  /** Where this process runs, as attestations record it: host, platform, CI system; no environment values. */
+  readonly runner: RunnerDescription;
 }
 
 const SECRET_VARIABLES = [
@@ -41,7 +57,29 @@ const SECRET_VARIABLES = [
   'AWS_SECRET_ACCESS_KEY',
   'AWS_SESSION_TOKEN',
   'SLIPWAY_REGISTRY_PASSWORD',
+  'SLIPWAY_SIGNING_KEY',
+  'SLIPWAY_TARGET_REGISTRY_PASSWORD',
 ] as const;
+
+/** Slipway's version, from its package.json. */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: unknown;
+    };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/** The CI system's name (not its variables), or null outside CI. */
+function ciName(env: NodeJS.ProcessEnv): string | null {
+  if (nonEmpty(env.GITEA_ACTIONS)) return 'gitea-actions';
+  if (nonEmpty(env.GITHUB_ACTIONS)) return 'github-actions';
+  if (nonEmpty(env.GITLAB_CI)) return 'gitlab-ci';
+  return nonEmpty(env.CI) && env.CI !== 'false' ? 'ci' : null;
+}
 
 const nonEmpty = (v: string | undefined): string | undefined => (v?.trim() ? v : undefined);
 
@@ -49,6 +87,8 @@ const nonEmpty = (v: string | undefined): string | undefined => (v?.trim() ? v :
 export function readSettings(env: NodeJS.ProcessEnv): Settings {
   const username = nonEmpty(env.SLIPWAY_REGISTRY_USERNAME);
   const password = nonEmpty(env.SLIPWAY_REGISTRY_PASSWORD);
+  const targetUsername = nonEmpty(env.SLIPWAY_TARGET_REGISTRY_USERNAME);
+  const targetPassword = nonEmpty(env.SLIPWAY_TARGET_REGISTRY_PASSWORD);
   const git = nonEmpty(env.SLIPWAY_GIT_TOKEN);
   const github = nonEmpty(env.GITHUB_TOKEN);
   const gitea = nonEmpty(env.GITEA_TOKEN);
@@ -59,6 +99,10 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
       ...(username ? { username } : {}),
       ...(password ? { password } : {}),
     },
+    targetRegistryCredentials: {
+      ...(targetUsername ? { username: targetUsername } : {}),
+      ...(targetPassword ? { password: targetPassword } : {}),
+    },
     sourceTokens: { ...(git ? { git } : {}), ...(github ? { github } : {}), ...(gitea ? { gitea } : {}) },
     docker: dockerConnectionFromEnv(env),
     actors: [env.SLIPWAY_ACTOR, env.GITHUB_ACTOR, env.GITEA_ACTOR, env.USER]
@@ -68,6 +112,17 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     secrets: SECRET_VARIABLES.map((k) => env[k]).filter((v): v is string => Boolean(v)),
     timeout: nonEmpty(env.SLIPWAY_TIMEOUT),
     debug: Boolean(nonEmpty(env.SLIPWAY_DEBUG)),
+    signingKey: nonEmpty(env.SLIPWAY_SIGNING_KEY)
+      ? { pem: env.SLIPWAY_SIGNING_KEY as string }
+      : nonEmpty(env.SLIPWAY_SIGNING_KEY_FILE)
+        ? { file: env.SLIPWAY_SIGNING_KEY_FILE as string }
+        : undefined,
+    runner: {
+      host: os.hostname(),
+      platform: `${process.platform}/${process.arch}`,
+      ci: ciName(env),
+      slipway: packageVersion(),
+    },
   };
 }
 

@@ -14,6 +14,7 @@ export type Stage =
   | 'build'
   | 'push'
   | 'smoke'
+  | 'attest'
   | 'pins';
 
 /** Severity of a log event. */

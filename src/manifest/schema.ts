@@ -248,6 +248,16 @@ export const PublishSchema = z.strictObject({
     })
     .default({ scanOnPush: true, tagMutability: 'MUTABLE' })
     .describe('settings for repositories created with --create-repos'),
+  attestations: z
+    .strictObject({
+      publicKey: relPath('publish.attestations.publicKey')
+        .optional()
+        .describe(
+          'PEM public key (ECDSA P-256, e.g. cosign.pub), relative to the manifest: a registry smoke attestation must verify with it to let `pins promote` through',
+        ),
+    })
+    .optional()
+    .describe('key policy for signed attestations kept in the registry'),
 });
 
 /** The whole manifest. */

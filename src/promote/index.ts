@@ -1,4 +1,5 @@
 /** Promotion: pin stores (file, PostgreSQL), the smoke-gated promote/rollback, and their plans. */
+export * from './across.js';
 export * from './file-store.js';
 export * from './open.js';
 export * from './pin-store.js';

@@ -1,3 +1,6 @@
+import type { KeyObject } from 'node:crypto';
+import type { AttestationStore } from '../attest/store.js';
+import { type AttestationGateReason, attestationGate } from '../attest/verify.js';
 import { SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import { ImageRef } from '../core/image-ref.js';
@@ -19,6 +22,10 @@ export interface SmokeGateResult {
   /** The record the verdict rests on (null: the digest was never smoked). */
   readonly record: SmokeRecord | null;
   readonly message: string;
+  /** Where the verdict comes from: the pin store's smoke records, or a registry attestation. */
+  readonly source?: 'pin-store' | 'registry';
+  /** Why the registry's attestations did not pass (missing, failed, wrong-key, unsigned). */
+  readonly reason?: AttestationGateReason | null;
 }
 
 /** The image a plan pins. */
@@ -70,6 +77,8 @@ export interface PlanPromotionInput {
   readonly reason?: string;
   readonly by: string;
   readonly kind?: 'promote' | 'rollback';
+  /** The verdict of the registry's smoke attestations, consulted when the records do not pass. */
+  readonly registryGate?: SmokeGateResult;
 }
 
 /** The smoke gate: the newest record for the target's repository and digest must have passed. */
@@ -84,6 +93,31 @@ export function smokeGate(target: ImageRef, records: readonly SmokeRecord[]): Sm
   if (!record.passed)
     return { passed: false, record, message: `the newest smoke run of ${ref} failed (${record.summary})` };
   return { passed: true, record, message: `smoke passed at ${record.at} (${record.summary})` };
+}
+
+/**
+ * The pin store's verdict and the registry's, as one: the newest verdict wins (a failure after
+ * a pass fails closed); with neither passing, the message says what each one lacks.
+ */
+export function combineGates(local: SmokeGateResult, registry: SmokeGateResult | undefined): SmokeGateResult {
+  // Without a registry verdict the gate reads as it always has.
+  if (!registry) return local;
+  const mine: SmokeGateResult = { ...local, source: 'pin-store' };
+  const theirs: SmokeGateResult = { ...registry, source: 'registry' };
+  if (local.record && registry.record) {
+    if (registry.record.at > local.record.at) return theirs;
+    if (local.record.at > registry.record.at) return mine;
+    return local.passed ? theirs : mine;
+  }
+  if (local.passed) return mine;
+  if (registry.passed) return theirs;
+  return {
+    passed: false,
+    record: local.record ?? registry.record,
+    message: `${local.message}, and ${registry.message}`,
+    source: local.record ? 'pin-store' : 'registry',
+    reason: registry.reason ?? null,
+  };
 }
 
 /** Plans a pin move. Pure; throws USAGE for a target without digest or `force` without a reason. */
@@ -108,7 +142,7 @@ export function planPromotion(input: PlanPromotionInput): PromotionPlan {
   // A control-plane row without a digest (a tag pin) compares as "no digest".
   const currentDigest = input.current ? input.current.digest || null : null;
   const expect = input.expect !== undefined ? input.expect : currentDigest;
-  const gate = smokeGate(input.target, input.smokeRecords);
+  const gate = combineGates(smokeGate(input.target, input.smokeRecords), input.registryGate);
   const noop = currentDigest === digest;
   return {
     version: 1,
@@ -169,6 +203,20 @@ export interface PromoteOptions {
   /** A registry tag moved to the promoted digest after the pin moved. */
   readonly retag?: string;
   readonly sink?: EventSink;
+  /**
+   * The registry's attestations, read when the pin store has no passing smoke record for the
+   * digest; with `keys`, only an attestation signed by one of them counts.
+   */
+  readonly attestations?: AttestationPolicy;
+}
+
+/** Where the smoke gate finds registry attestations, and which keys it trusts. */
+export interface AttestationPolicy {
+  readonly store: AttestationStore;
+  /** The repository (in the store's registry) of the image. */
+  readonly repository: string;
+  /** Public keys an attestation must verify with; empty: any attestation counts. */
+  readonly keys: readonly KeyObject[];
 }
 
 /** The repository path to pass to the registry for `ref` (the registry may add a host and prefix). */
@@ -422,7 +470,7 @@ async function gatedMove(
     PromoteOptions,
     'runtime' | 'expect' | 'force' | 'reason' | 'by' | 'imageName' | 'dryRun' | 'sink'
   > &
-    Partial<Pick<PromoteOptions, 'registry' | 'retag'>>,
+    Partial<Pick<PromoteOptions, 'registry' | 'retag' | 'attestations'>>,
   target: ImageRef,
   tag: string | null,
   kind: 'promote' | 'rollback',
@@ -431,12 +479,19 @@ async function gatedMove(
     store.getPin(options.runtime),
     store.smokeRecords(target.digest ?? ''),
   ]);
+  const policy = options.attestations;
+  const digest = target.digest ?? '';
+  const registryGate =
+    policy && digest && !smokeGate(target, smokeRecords).passed
+      ? attestationGate(digest, await policy.store.list(policy.repository, digest), policy.keys)
+      : undefined;
   const plan = planPromotion({
     runtime: options.runtime,
     current,
     target,
     tag,
     smokeRecords,
+    ...(registryGate === undefined ? {} : { registryGate }),
     ...(options.expect === undefined ? {} : { expect: options.expect }),
     ...(options.force === undefined ? {} : { force: options.force }),
     ...(options.reason === undefined ? {} : { reason: options.reason }),

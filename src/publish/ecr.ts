@@ -1,5 +1,7 @@
 import {
+  BatchCheckLayerAvailabilityCommand,
   BatchGetImageCommand,
+  CompleteLayerUploadCommand,
   CreateRepositoryCommand,
   DescribeImagesCommand,
   type DescribeImagesCommandOutput,
@@ -7,19 +9,30 @@ import {
   ECRClient,
   type ECRClientConfig,
   GetAuthorizationTokenCommand,
+  InitiateLayerUploadCommand,
   PutImageCommand,
+  UploadLayerPartCommand,
 } from '@aws-sdk/client-ecr';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
 import { DEFAULT_TIMEOUTS, isTimeout, type Timeouts } from '../core/timeouts.js';
-import { configDigestOf, MANIFEST_MEDIA_TYPES, OciRegistry } from './oci.js';
+import {
+  configDigestOf,
+  isCosignArtifactTag,
+  MANIFEST_MEDIA_TYPES,
+  OciRegistry,
+  sha256Digest,
+} from './oci.js';
 import type {
+  BlobStream,
+  Descriptor,
   EngineAuth,
   ImageDetails,
   PutTagOptions,
   Registry,
+  RegistryManifest,
   RepositoryInfo,
   RepositorySettings,
 } from './registry.js';
@@ -56,6 +69,24 @@ export interface EcrApi {
     repository: string,
     digests?: readonly string[],
   ): Promise<Array<{ digest: string; tags: string[]; pushedAt: Date | undefined }>>;
+  /** PutImage with an optional tag (an untagged manifest, e.g. an attestation referrer). */
+  putManifest(
+    registryId: string,
+    repository: string,
+    image: { manifest: string; mediaType: string; tag: string | undefined; digest: string },
+  ): Promise<void>;
+  /** BatchCheckLayerAvailability for one blob: true when ECR holds it. */
+  layerAvailable(registryId: string, repository: string, digest: string): Promise<boolean>;
+  /**
+   * Uploads a blob with the layer upload API (InitiateLayerUpload, UploadLayerPart in ECR's part
+   * size, CompleteLayerUpload); a blob ECR already holds is not an error.
+   */
+  uploadLayer(
+    registryId: string,
+    repository: string,
+    digest: string,
+    content: AsyncIterable<Uint8Array>,
+  ): Promise<void>;
 }
 
 /** {@link EcrApi} over an `@aws-sdk/client-ecr` client. */
@@ -128,6 +159,74 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
         nextToken = page.nextToken;
       } while (nextToken);
       return out;
+    },
+    async putManifest(registryId, repository, image) {
+      await client.send(
+        new PutImageCommand({
+          registryId,
+          repositoryName: repository,
+          imageManifest: image.manifest,
+          imageManifestMediaType: image.mediaType,
+          ...(image.tag === undefined ? {} : { imageTag: image.tag }),
+          imageDigest: image.digest,
+        }),
+      );
+    },
+    async layerAvailable(registryId, repository, digest) {
+      const out = await client.send(
+        new BatchCheckLayerAvailabilityCommand({
+          registryId,
+          repositoryName: repository,
+          layerDigests: [digest],
+        }),
+      );
+      return out.layers?.[0]?.layerAvailability === 'AVAILABLE';
+    },
+    async uploadLayer(registryId, repository, digest, content) {
+      const started = await client.send(
+        new InitiateLayerUploadCommand({ registryId, repositoryName: repository }),
+      );
+      const uploadId = started.uploadId;
+      if (!uploadId) throw new SlipwayError('REGISTRY_ERROR', `ECR opened no upload for ${repository}`);
+      const partSize = Math.max(started.partSize ?? 0, 5 * 1024 * 1024);
+      let offset = 0;
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const part = Buffer.concat(pending);
+        await client.send(
+          new UploadLayerPartCommand({
+            registryId,
+            repositoryName: repository,
+            uploadId,
+            partFirstByte: offset,
+            partLastByte: offset + part.length - 1,
+            layerPartBlob: part,
+          }),
+        );
+        offset += part.length;
+        pending = [];
+        pendingBytes = 0;
+      };
+      for await (const chunk of content) {
+        pending.push(Buffer.from(chunk));
+        pendingBytes += chunk.length;
+        if (pendingBytes >= partSize) await flush();
+      }
+      await flush();
+      try {
+        await client.send(
+          new CompleteLayerUploadCommand({
+            registryId,
+            repositoryName: repository,
+            uploadId,
+            layerDigests: [digest],
+          }),
+        );
+      } catch (err) {
+        if (nameOf(err) !== 'LayerAlreadyExistsException') throw err;
+      }
     },
     async putImage(registryId, repository, image) {
       await client.send(
@@ -345,6 +444,8 @@ export class EcrRegistry implements Registry {
       }
       throw err;
     }
+    // Attestations kept under cosign's tags are artifacts of an image, not images.
+    images = images.filter((i) => i.tags.length === 0 || !i.tags.every(isCosignArtifactTag));
     const times = images.flatMap((i) => (i.pushedAt ? [i.pushedAt.getTime()] : []));
     const newest = times.length > 0 ? new Date(Math.max(...times)).toISOString() : null;
     return {
@@ -368,6 +469,108 @@ export class EcrRegistry implements Registry {
       if (!(err instanceof SlipwayError && err.code === 'REPOSITORY_NOT_FOUND')) throw err;
     }
     return { ...details, pushedAt: described[0]?.pushedAt?.toISOString() ?? null };
+  }
+
+  /** BatchGetImage by tag or digest (a digest is checked against the bytes ECR returns). */
+  async manifest(repository: string, reference: string): Promise<RegistryManifest | null> {
+    const id = reference.startsWith('sha256:') ? { imageDigest: reference } : { imageTag: reference };
+    let image: Awaited<ReturnType<EcrApi['batchGetImage']>>;
+    try {
+      image = await this.call(`read ${repository}@${reference}`, `${repository}@${reference}`, () =>
+        this.api.batchGetImage(this.account, repository, id),
+      );
+    } catch (err) {
+      if (err instanceof SlipwayError && err.code === 'REPOSITORY_NOT_FOUND') return null;
+      throw err;
+    }
+    if (!image) return null;
+    const body = Buffer.from(image.manifest, 'utf8');
+    const digest = sha256Digest(body);
+    if (digest !== image.digest) {
+      throw new SlipwayError(
+        'DIGEST_MISMATCH',
+        `${this.host}/${repository}@${reference}: the manifest ECR returned hashes to ${digest}, not ${image.digest}`,
+        { resource: `${this.host}/${repository}@${reference}` },
+      );
+    }
+    const mediaType =
+      image.mediaType ??
+      (JSON.parse(image.manifest) as { mediaType?: string }).mediaType ??
+      MANIFEST_MEDIA_TYPES[0];
+    return { digest, mediaType, body };
+  }
+
+  /** PutImage, under a tag or untagged (a digest reference); an unchanged tag is not an error. */
+  async putManifest(
+    repository: string,
+    reference: string,
+    manifest: { readonly mediaType: string; readonly body: Buffer },
+  ): Promise<string> {
+    const digest = sha256Digest(manifest.body);
+    const tag = reference.startsWith('sha256:') ? undefined : reference;
+    if (tag === undefined && reference !== digest) {
+      throw new SlipwayError(
+        'DIGEST_MISMATCH',
+        `${repository}@${reference}: the manifest hashes to ${digest}`,
+      );
+    }
+    try {
+      await this.call(`write ${repository}:${reference}`, `${repository}:${reference}`, () =>
+        this.api.putManifest(this.account, repository, {
+          manifest: manifest.body.toString('utf8'),
+          mediaType: manifest.mediaType,
+          tag,
+          digest,
+        }),
+      );
+    } catch (err) {
+      if (nameOf((err as { cause?: unknown }).cause) !== 'ImageAlreadyExistsException') throw err;
+    }
+    return digest;
+  }
+
+  /** BatchCheckLayerAvailability. */
+  async hasBlob(repository: string, digest: string): Promise<boolean> {
+    return this.call(`check blob ${repository}@${digest}`, `${repository}@${digest}`, () =>
+      this.api.layerAvailable(this.account, repository, digest),
+    );
+  }
+
+  /** Through the Distribution API with the ECR token. */
+  async readBlob(repository: string, digest: string): Promise<Buffer | null> {
+    return (await this.distributionApi()).readBlob(repository, digest);
+  }
+
+  /** Through the Distribution API with the ECR token. */
+  async openBlob(repository: string, digest: string): Promise<BlobStream | null> {
+    return (await this.distributionApi()).openBlob(repository, digest);
+  }
+
+  /** The ECR layer upload API (InitiateLayerUpload, UploadLayerPart, CompleteLayerUpload). */
+  async putBlob(repository: string, digest: string, content: Buffer | BlobStream): Promise<void> {
+    const chunks: AsyncIterable<Uint8Array> = Buffer.isBuffer(content)
+      ? (async function* () {
+          yield content;
+        })()
+      : (content.body as unknown as AsyncIterable<Uint8Array>);
+    await this.call(`upload blob ${repository}@${digest}`, `${repository}@${digest}`, () =>
+      this.api.uploadLayer(this.account, repository, digest, chunks),
+    );
+  }
+
+  /** A Distribution API mount (ECR honours it where cross-repository mounting is enabled). */
+  async tryMountBlob(repository: string, digest: string, from: string): Promise<boolean> {
+    try {
+      return await (await this.distributionApi()).tryMountBlob(repository, digest, from);
+    } catch {
+      // ECR without blob mounting refuses the POST: copying the bytes is the fallback.
+      return false;
+    }
+  }
+
+  /** The OCI 1.1 referrers API, which ECR serves through the Distribution API. */
+  async referrers(repository: string, digest: string, artifactType?: string): Promise<Descriptor[] | null> {
+    return (await this.distributionApi()).referrers(repository, digest, artifactType);
   }
 
   /** An OCI client for the ECR host, authenticated with the ECR token (for manifests and configs). */

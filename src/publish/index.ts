@@ -6,4 +6,5 @@ export * from './open.js';
 export * from './push.js';
 export * from './registry.js';
 export * from './retry.js';
+export * from './transfer.js';
 export * from './url.js';

@@ -12,10 +12,13 @@ import {
   type Timeouts,
 } from '../core/timeouts.js';
 import type {
+  BlobStream,
+  Descriptor,
   EngineAuth,
   ImageDetails,
   PutTagOptions,
   Registry,
+  RegistryManifest,
   RepositoryInfo,
   RepositorySettings,
 } from './registry.js';
@@ -114,6 +117,11 @@ export function nextLink(header: string | null): string | null {
   return m?.[1] ?? null;
 }
 
+/** True for the tags cosign keeps its artifacts under (`sha256-<hex>.att`, `.sig`, `.sbom`): not images. */
+export function isCosignArtifactTag(tag: string): boolean {
+  return /^sha256-[a-f0-9]{64}\.(att|sig|sbom)$/.test(tag);
+}
+
 /** At most this many images of a repository are read to find its newest (each costs two requests). */
 const MAX_DESCRIBED = 100;
 /** Image configs are small JSON documents; anything larger is refused rather than buffered. */
@@ -124,6 +132,9 @@ const pull = (repo: string): Scope => `repository:${repo}:pull`;
 const pushPull = (repo: string): Scope => `repository:${repo}:pull,push`;
 
 /** The OCI Distribution API over fetch: anonymous, basic or bearer-token auth, with retries. */
+/** The outer bound of one streamed blob transfer; its idle limit is what normally ends a stall. */
+const STREAM_DEADLINE_MS = 6 * 60 * 60 * 1000;
+
 export class OciRegistry implements Registry {
   readonly url: string;
   private readonly host: string;
@@ -224,7 +235,7 @@ export class OciRegistry implements Registry {
       });
     }
     if (src !== dst) await this.copyReferenced(src, dst, manifest);
-    await this.putManifest(dst, tag, manifest);
+    await this.putManifestAt(dst, tag, manifest);
   }
 
   /**
@@ -236,7 +247,8 @@ export class OciRegistry implements Registry {
     const tags = await this.listTags(repo);
     if (tags === null) return { exists: false, imageCount: null, newestPush: null, newestPushSource: null };
     const limit = pLimit(6);
-    const resolved = await Promise.all(tags.map((t) => limit(() => this.resolve(repository, t))));
+    const images = tags.filter((t) => !isCosignArtifactTag(t));
+    const resolved = await Promise.all(images.map((t) => limit(() => this.resolve(repository, t))));
     const digests = [...new Set(resolved.filter((d): d is string => d !== null))];
     const details = await Promise.all(
       digests.slice(0, MAX_DESCRIBED).map((d) => limit(() => this.imageDetails(repository, d))),
@@ -274,6 +286,119 @@ export class OciRegistry implements Registry {
       pushedAt: null,
       labels: parsed.labels,
     };
+  }
+
+  async manifest(repository: string, reference: string): Promise<RegistryManifest | null> {
+    return this.getManifest(this.path(repository), reference);
+  }
+
+  async putManifest(
+    repository: string,
+    reference: string,
+    manifest: { readonly mediaType: string; readonly body: Buffer },
+  ): Promise<string> {
+    const digest = sha256Digest(manifest.body);
+    await this.putManifestAt(this.path(repository), reference, { ...manifest, digest });
+    return digest;
+  }
+
+  async hasBlob(repository: string, digest: string): Promise<boolean> {
+    const repo = this.path(repository);
+    const what = `check blob ${repo}@${digest}`;
+    const res = await this.request('HEAD', `/v2/${repo}/blobs/${digest}`, { scopes: [pull(repo)], what });
+    await res.body?.cancel();
+    if (res.status === 404) return false;
+    if (!res.ok) throw await this.statusError(res, what, `${repo}@${digest}`);
+    return true;
+  }
+
+  async readBlob(repository: string, digest: string): Promise<Buffer | null> {
+    return this.getBlob(this.path(repository), digest);
+  }
+
+  async openBlob(repository: string, digest: string): Promise<BlobStream | null> {
+    const repo = this.path(repository);
+    const what = `read blob ${repo}@${digest}`;
+    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, { scopes: [pull(repo)], what });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok || !res.body) throw await this.statusError(res, what, `${repo}@${digest}`);
+    return { size: Number(res.headers.get('content-length') ?? -1), body: res.body };
+  }
+
+  async putBlob(repository: string, digest: string, content: Buffer | BlobStream): Promise<void> {
+    const repo = this.path(repository);
+    const what = `upload blob ${repo}@${digest}`;
+    const scopes = [pushPull(repo)];
+    const start = await this.request('POST', `/v2/${repo}/blobs/uploads/`, { scopes, what });
+    await start.body?.cancel();
+    const location = start.headers.get('location');
+    if (start.status !== 202 || !location) throw await this.statusError(start, what, `${repo}@${digest}`);
+    const target = new URL(location, this.base);
+    target.searchParams.set('digest', digest);
+    const bytes = Buffer.isBuffer(content) ? content : content.body;
+    const size = Buffer.isBuffer(content) ? content.length : content.size;
+    const put = await this.request('PUT', target.pathname + target.search, {
+      scopes,
+      what,
+      headers: {
+        'content-type': 'application/octet-stream',
+        ...(size >= 0 ? { 'content-length': String(size) } : {}),
+      },
+      body: bytes,
+    });
+    await put.body?.cancel();
+    if (!put.ok) throw await this.statusError(put, what, `${repo}@${digest}`);
+  }
+
+  async tryMountBlob(repository: string, digest: string, from: string): Promise<boolean> {
+    const dst = this.path(repository);
+    const src = this.path(from);
+    const what = `mount blob ${digest} from ${src} into ${dst}`;
+    const res = await this.request(
+      'POST',
+      `/v2/${dst}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(src)}`,
+      { scopes: [pushPull(dst), pull(src)], what },
+    );
+    await res.body?.cancel();
+    if (res.status === 201) return true;
+    if (res.status !== 202) throw await this.statusError(res, what, `${dst}@${digest}`);
+    // Declined: the registry opened an upload session instead; cancel it rather than leave it open.
+    const location = res.headers.get('location');
+    if (location) {
+      const target = new URL(location, this.base);
+      const cancel = await this.request('DELETE', target.pathname + target.search, {
+        scopes: [pushPull(dst)],
+        what: `cancel upload into ${dst}`,
+      });
+      await cancel.body?.cancel();
+    }
+    return false;
+  }
+
+  async referrers(repository: string, digest: string, artifactType?: string): Promise<Descriptor[] | null> {
+    const repo = this.path(repository);
+    const what = `list the referrers of ${repo}@${digest}`;
+    const query = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
+    const res = await this.request('GET', `/v2/${repo}/referrers/${digest}${query}`, {
+      scopes: [pull(repo)],
+      what,
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+    });
+    // A registry without the referrers API answers 404 (or 405/400) for the path itself.
+    if (res.status === 404 || res.status === 405 || res.status === 400) {
+      await res.body?.cancel();
+      return null;
+    }
+    if (!res.ok) throw await this.statusError(res, what, `${repo}@${digest}`);
+    const type = res.headers.get('content-type') ?? '';
+    const doc = (await res.json()) as { manifests?: Descriptor[] };
+    if (!type.includes('json') || !Array.isArray(doc.manifests)) return null;
+    // A registry that ignores the filter says so by not echoing OCI-Filters-Applied.
+    const filtered = (res.headers.get('oci-filters-applied') ?? '').includes('artifactType');
+    return doc.manifests.filter((m) => !artifactType || filtered || m.artifactType === artifactType);
   }
 
   /** Every tag of a repository (following pagination), or null when the repository does not exist. */
@@ -358,7 +483,7 @@ export class OciRegistry implements Registry {
     return { digest, mediaType, body };
   }
 
-  private async putManifest(repo: string, reference: string, manifest: FetchedManifest): Promise<void> {
+  private async putManifestAt(repo: string, reference: string, manifest: FetchedManifest): Promise<void> {
     const what = `write manifest ${repo}:${reference}`;
     const res = await this.request('PUT', `/v2/${repo}/manifests/${encodeURIComponent(reference)}`, {
       scopes: [pushPull(repo)],
@@ -393,7 +518,7 @@ export class OciRegistry implements Registry {
         });
       }
       await this.copyReferenced(src, dst, fetched);
-      await this.putManifest(dst, child.digest, fetched);
+      await this.putManifestAt(dst, child.digest, fetched);
     }
     const blobs = [
       ...(doc.config ? [doc.config.digest] : []),
@@ -448,7 +573,12 @@ export class OciRegistry implements Registry {
   private async request(
     method: string,
     pathAndQuery: string,
-    opts: { scopes: Scope[]; what: string; headers?: Record<string, string>; body?: Buffer },
+    opts: {
+      scopes: Scope[];
+      what: string;
+      headers?: Record<string, string>;
+      body?: Buffer | ReadableStream<Uint8Array>;
+    },
   ): Promise<Response> {
     const url = `${this.base}${pathAndQuery}`;
     const attempt = async (signal: AbortSignal): Promise<Response> => {
@@ -461,7 +591,9 @@ export class OciRegistry implements Registry {
           headers,
           signal,
           ...(opts.body ? { body: opts.body } : {}),
-        });
+          // A streamed body (a blob copied between registries) is sent as it is read.
+          ...(opts.body && !Buffer.isBuffer(opts.body) ? { duplex: 'half' } : {}),
+        } as RequestInit);
         if (res.status === 401 && authTry === 0) {
           const challenge = parseChallenge(res.headers.get('www-authenticate'));
           await res.body?.cancel();
@@ -479,15 +611,23 @@ export class OciRegistry implements Registry {
         return res;
       }
     };
-    return this.withinDeadline(opts.what, attempt);
+    return this.withinDeadline(opts.what, attempt, {
+      once: opts.body !== undefined && !Buffer.isBuffer(opts.body),
+    });
   }
 
   /**
    * Runs `attempt` with retries, the whole under the operation deadline: a registry that accepts
    * connections and stops answering fails here, naming the step, instead of holding the run.
    */
-  private async withinDeadline<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const deadline = startDeadline(this.timeouts.operationMs);
+  private async withinDeadline<T>(
+    what: string,
+    attempt: (signal: AbortSignal) => Promise<T>,
+    options: { once?: boolean } = {},
+  ): Promise<T> {
+    // A streamed blob (a copy between registries) may take long while it moves: the idle limit
+    // bounds it (no byte for one request limit), the operation deadline does not.
+    const deadline = startDeadline(options.once ? STREAM_DEADLINE_MS : this.timeouts.operationMs);
     const started = Date.now();
     let attempts = 0;
     try {
@@ -496,7 +636,8 @@ export class OciRegistry implements Registry {
           attempts++;
           return attempt(deadline.signal);
         },
-        { ...this.options.retries, signal: deadline.signal },
+        // A stream can be read once: its retry is the caller's (who can open it again).
+        { ...this.options.retries, ...(options.once ? { attempts: 1 } : {}), signal: deadline.signal },
       );
     } catch (err) {
       throw this.translate(err, what, { attempts, elapsedMs: Date.now() - started });

@@ -53,6 +53,28 @@ export interface ImageDetails {
   readonly labels: Readonly<Record<string, string>>;
 }
 
+/** A manifest as a registry serves it: its bytes, media type and digest. */
+export interface RegistryManifest {
+  readonly digest: string;
+  readonly mediaType: string;
+  readonly body: Buffer;
+}
+
+/** An OCI content descriptor (a manifest's config, layer, subject, or a referrers entry). */
+export interface Descriptor {
+  readonly mediaType: string;
+  readonly digest: string;
+  readonly size: number;
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+/** A blob opened for streaming: its size and its bytes. */
+export interface BlobStream {
+  readonly size: number;
+  readonly body: ReadableStream<Uint8Array>;
+}
+
 /** A container registry. */
 export interface Registry {
   /** The registry URL without credentials, e.g. `oci://127.0.0.1:5000/prefix`. */
@@ -85,4 +107,27 @@ export interface Registry {
   describeRepository(repository: string): Promise<RepositoryInfo>;
   /** The image a tag or digest names, with its config's labels and times; null when it does not resolve. */
   imageDetails(repository: string, reference: string): Promise<ImageDetails | null>;
+  /** Reads a manifest by tag or digest (a digest reference is verified against the bytes); null when absent. */
+  manifest(repository: string, reference: string): Promise<RegistryManifest | null>;
+  /** Writes a manifest under a tag, or under its own digest; returns the digest the registry stored. */
+  putManifest(
+    repository: string,
+    reference: string,
+    manifest: { readonly mediaType: string; readonly body: Buffer },
+  ): Promise<string>;
+  /** Whether the repository holds the blob. */
+  hasBlob(repository: string, digest: string): Promise<boolean>;
+  /** Reads a small blob (a config, an attestation), verifying its digest; null when absent. */
+  readBlob(repository: string, digest: string): Promise<Buffer | null>;
+  /** Opens a blob for streaming (a layer copied to another registry); null when absent. */
+  openBlob(repository: string, digest: string): Promise<BlobStream | null>;
+  /** Uploads a blob (bytes, or a stream of `size` bytes) that must hash to `digest`. Not retried for a stream. */
+  putBlob(repository: string, digest: string, content: Buffer | BlobStream): Promise<void>;
+  /** Mounts a blob from another repository of the same registry; false when the registry declined. */
+  tryMountBlob(repository: string, digest: string, from: string): Promise<boolean>;
+  /**
+   * The OCI 1.1 referrers of a manifest digest (optionally of one artifact type), or null when the
+   * registry does not implement the referrers API (the caller falls back to tag schemes).
+   */
+  referrers(repository: string, digest: string, artifactType?: string): Promise<Descriptor[] | null>;
 }

@@ -14,10 +14,11 @@ import { runSmoke } from '../smoke/run.js';
 import type { StagingReceipt } from '../stage/receipt.js';
 import { stageTemplates } from '../stage/stage.js';
 import { verifyManifest } from '../verify/verify.js';
+import { type AttestPorts, type AttestRequest, attestProvenance, attestSmoke } from './attest-step.js';
 import { publishPlan } from './publish.js';
 
 /** What a release is asked to do. */
-export interface ReleaseRequest {
+export interface ReleaseRequest extends AttestRequest {
   /** Environment name rendered into tags (`staging`). */
   readonly env: string;
   /** The source revision (40 hex). */
@@ -44,7 +45,8 @@ export interface ReleaseRequest {
 export type ReleasePorts = Pick<
   Ports,
   'engine' | 'registry' | 'pins' | 'verdicts' | 'sources' | 'sink' | 'clock' | 'redactor' | 'timeouts'
->;
+> &
+  AttestPorts;
 
 /** What a release did, stage by stage. */
 export interface ReleaseResult {
@@ -66,6 +68,7 @@ export async function release(
   request: ReleaseRequest,
   ports: ReleasePorts,
 ): Promise<ReleaseResult> {
+  const startedOn = ports.clock();
   await verifyManifest(loaded, {
     strict: request.ci ?? false,
     env: {},
@@ -96,6 +99,7 @@ export async function release(
     },
     ports,
   );
+  await attestProvenance(plan, pushed, receipt, startedOn, request, ports);
   const smoke = await smokePushed(loaded, plan, pushed, receipt, request, ports);
   const published = await moveMovingTags(plan, pushed, ports.registry, {
     sink: ports.sink,
@@ -157,6 +161,7 @@ async function smokePushed(
     reports.push(report);
     request.onSmokeReport?.(report);
     await recordSmoke(ports.verdicts, report, { by: request.by, repository: ref.name, at: ports.clock() });
+    await attestSmoke(planned, report, request, ports);
     if (!report.passed) {
       const failed = report.assertions.filter((a) => !a.passed).length;
       throw new SlipwayError(

@@ -37,6 +37,12 @@ export class EcrTestServer {
   readonly calls: string[] = [];
   /** The registry password inside the authorization token. */
   readonly password = `ecr-secret-${randomBytes(12).toString('hex')}`;
+  /** Referrers recorded from PutImage manifests with a `subject`, by `repository@subject digest`. */
+  readonly referrers = new Map<string, Array<Record<string, unknown>>>();
+  /** Paths the Distribution API side served (with `distribution: true`). */
+  readonly distributionRequests: string[] = [];
+  private readonly uploads = new Map<string, { repository: string; parts: Buffer[] }>();
+  private serveDistribution = false;
   private constructor(
     private readonly server: http.Server,
     readonly account: string,
@@ -51,18 +57,25 @@ export class EcrTestServer {
     registry: string;
     proxyEndpoint?: string;
     account?: string;
+    /**
+     * Serve the Distribution API too (proxied to the backing registry), with the OCI referrers
+     * API answered from the manifests PutImage stored: proxyEndpoint becomes this server.
+     */
+    distribution?: boolean;
   }): Promise<EcrTestServer> {
     let self: EcrTestServer | undefined;
     const server = http.createServer((req, res) => {
       void self?.handle(req, res);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const own = `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     self = new EcrTestServer(
       server,
       options.account ?? '123456789012',
       options.registry,
-      options.proxyEndpoint ?? `http://${options.registry}`,
+      options.proxyEndpoint ?? (options.distribution ? own : `http://${options.registry}`),
     );
+    self.serveDistribution = options.distribution ?? false;
     return self;
   }
 
@@ -83,6 +96,10 @@ export class EcrTestServer {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (this.serveDistribution && (req.url ?? '').startsWith('/v2/')) {
+      this.distribution(req, res);
+      return;
+    }
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const send = (status: number, body: unknown, type?: string) => {
@@ -105,6 +122,39 @@ export class EcrTestServer {
       if (err instanceof AwsError) send(400, { __type: err.type, message: err.message }, err.type);
       else send(500, { __type: 'ServerException', message: String(err) }, 'ServerException');
     }
+  }
+
+  /** The Distribution API side: the referrers API from memory, everything else proxied. */
+  private distribution(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? '/';
+    this.distributionRequests.push(`${req.method} ${url}`);
+    const m = /^\/v2\/(.+)\/referrers\/(sha256:[a-f0-9]{64})(?:\?(.*))?$/.exec(url);
+    if (m && req.method === 'GET') {
+      req.resume();
+      const type = new URLSearchParams(m[3] ?? '').get('artifactType');
+      const all = this.referrers.get(`${m[1]}@${m[2]}`) ?? [];
+      const manifests = type ? all.filter((d) => d.artifactType === type) : all;
+      res.writeHead(200, {
+        'content-type': 'application/vnd.oci.image.index.v1+json',
+        ...(type ? { 'oci-filters-applied': 'artifactType' } : {}),
+      });
+      res.end(
+        JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
+      );
+      return;
+    }
+    const [host, port] = this.registry.split(':');
+    const headers = { ...req.headers };
+    delete headers.authorization;
+    const up = http.request({ host, port: Number(port), method: req.method, path: url, headers }, (r) => {
+      res.writeHead(r.statusCode ?? 502, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => {
+      if (!res.headersSent) res.writeHead(502).end();
+      else res.destroy();
+    });
+    req.pipe(up);
   }
 
   private repo(name: unknown): EcrTestRepository {
@@ -191,8 +241,8 @@ export class EcrTestServer {
         const name = String(input.repositoryName);
         const repo = this.repo(name);
         const body = String(input.imageManifest);
-        const tag = String(input.imageTag);
         const digest = `sha256:${createHash('sha256').update(body).digest('hex')}`;
+        const tag = input.imageTag === undefined ? digest : String(input.imageTag);
         if (input.imageDigest && input.imageDigest !== digest) {
           throw new AwsError('ReferencedImagesNotFoundException', 'imageDigest does not match the manifest');
         }
@@ -223,6 +273,25 @@ export class EcrTestServer {
           );
         }
         if (!res.ok) throw new Error(`registry answered ${res.status}: ${text}`);
+        const doc = JSON.parse(body) as {
+          subject?: { digest: string };
+          artifactType?: string;
+          annotations?: unknown;
+        };
+        if (doc.subject) {
+          const key = `${name}@${doc.subject.digest}`;
+          const list = this.referrers.get(key) ?? [];
+          if (!list.some((d) => d.digest === digest)) {
+            list.push({
+              mediaType,
+              digest,
+              size: Buffer.byteLength(body),
+              ...(doc.artifactType ? { artifactType: doc.artifactType } : {}),
+              ...(doc.annotations ? { annotations: doc.annotations } : {}),
+            });
+          }
+          this.referrers.set(key, list);
+        }
         return {
           image: {
             registryId: this.account,
@@ -258,6 +327,52 @@ export class EcrTestServer {
           );
         }
         return { imageDetails: details };
+      }
+      case 'BatchCheckLayerAvailability': {
+        const name = String(input.repositoryName);
+        this.repo(name);
+        const layers = [];
+        for (const d of (input.layerDigests as string[]) ?? []) {
+          const res = await fetch(`http://${this.registry}/v2/${name}/blobs/${d}`, { method: 'HEAD' });
+          layers.push({ layerDigest: d, layerAvailability: res.ok ? 'AVAILABLE' : 'UNAVAILABLE' });
+        }
+        return { layers, failures: [] };
+      }
+      case 'InitiateLayerUpload': {
+        const name = String(input.repositoryName);
+        this.repo(name);
+        const uploadId = randomBytes(8).toString('hex');
+        this.uploads.set(uploadId, { repository: name, parts: [] });
+        return { uploadId, partSize: 5 * 1024 * 1024 };
+      }
+      case 'UploadLayerPart': {
+        const upload = this.uploads.get(String(input.uploadId));
+        if (!upload) throw new AwsError('UploadNotFoundException', 'no such upload');
+        upload.parts.push(Buffer.from(String(input.layerPartBlob), 'base64'));
+        return { uploadId: input.uploadId, lastByteReceived: Number(input.partLastByte) };
+      }
+      case 'CompleteLayerUpload': {
+        const upload = this.uploads.get(String(input.uploadId));
+        if (!upload) throw new AwsError('UploadNotFoundException', 'no such upload');
+        this.uploads.delete(String(input.uploadId));
+        const bytes = Buffer.concat(upload.parts);
+        const digest = (input.layerDigests as string[])[0] ?? '';
+        if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== digest) {
+          throw new AwsError('InvalidLayerException', 'the layer digest does not match the uploaded bytes');
+        }
+        const start = await fetch(`http://${this.registry}/v2/${upload.repository}/blobs/uploads/`, {
+          method: 'POST',
+        });
+        await start.arrayBuffer();
+        const target = new URL(start.headers.get('location') ?? '', `http://${this.registry}`);
+        target.searchParams.set('digest', digest);
+        const put = await fetch(target, {
+          method: 'PUT',
+          body: bytes,
+          headers: { 'content-type': 'application/octet-stream' },
+        });
+        if (!put.ok) throw new Error(`registry answered ${put.status}: ${await put.text()}`);
+        return { uploadId: input.uploadId, layerDigest: digest };
       }
       default:
         throw new AwsError(

@@ -1,4 +1,5 @@
 import type { RegisterCommand } from '../cli.js';
+import { registerAttestations } from './attestations.js';
 import { registerBuild } from './build.js';
 import { registerPins } from './pins.js';
 import { registerPlan } from './plan.js';
@@ -21,6 +22,7 @@ export const commands: readonly RegisterCommand[] = [
   registerTag,
   registerSmoke,
   registerPins,
+  registerAttestations,
   registerRelease,
   registerStatus,
   registerSchema,

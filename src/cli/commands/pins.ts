@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { pinStoreUrlFor, resolveActor } from '../../app/settings.js';
+import type { AttestationStore } from '../../attest/store.js';
 import { SlipwayError } from '../../core/errors.js';
 import { ImageRef, isDigest } from '../../core/image-ref.js';
 import type { LoadedManifest } from '../../manifest/load.js';
+import { copyForPromotion } from '../../promote/across.js';
 import { migratePinStore } from '../../promote/open.js';
 import type { PinStore } from '../../promote/pin-store.js';
 import { type PromotionResult, promote, rollback } from '../../promote/promote.js';
 import type { Registry } from '../../publish/registry.js';
 import type { Cli } from '../cli.js';
+import { policyKeys } from './keys.js';
 
 interface PinsOptions {
   store?: string;
@@ -178,6 +181,14 @@ export function registerPins(program: Command, cli: Cli): void {
       '--by <name>',
       'who promotes (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER, then the git user)',
     )
+    .option(
+      '--key <file>',
+      'public key (PEM, e.g. cosign.pub) a registry smoke attestation must verify with (default: publish.attestations.publicKey)',
+    )
+    .option(
+      '--to-registry <url>',
+      'copy the image by digest (with its attestations) into this registry first, and pin the copy',
+    )
     .action(
       async (
         runtime: string,
@@ -190,16 +201,77 @@ export function registerPins(program: Command, cli: Cli): void {
           registry?: string;
           dryRun: boolean;
           by?: string;
+          key?: string;
+          toRegistry?: string;
         },
       ) => {
         const loaded = await cli.loadManifest();
         const { imageName, repository } = runtimeOf(loaded, runtime);
         const ref = ImageRef.parse(imageRef);
         const registryUrl = opts.registry ?? loaded.manifest.publish.registry;
+        const keys = await policyKeys(cli, loaded, opts.key);
+        const by = opts.force
+          ? await requireActor(cli, loaded.dir, opts.by, `a forced promotion of ${runtime}`)
+          : await actorFor(cli, loaded.dir, opts.by);
+        if (opts.toRegistry !== undefined) {
+          if (registryUrl === undefined) {
+            cli.usage(
+              `--to-registry needs the registry ${imageRef} is in`,
+              'pass --registry oci://… or ecr://… (or set publish.registry in the manifest)',
+            );
+          }
+          const url = await storeUrl(loaded);
+          await cli.withPorts(
+            { pinStore: url, registry: registryUrl, targetRegistry: opts.toRegistry },
+            async (ports) => {
+              const copied = await copyForPromotion(
+                ref,
+                repository,
+                { registry: ports.registry, attestations: ports.attestations },
+                ports.target,
+                { sink: cli.sink },
+              );
+              const result = await promote(ports.pins, {
+                runtime,
+                ref:
+                  copied.tag === null
+                    ? copied.ref
+                    : ImageRef.of({
+                        registry: copied.ref.registry,
+                        repository: copied.ref.repository,
+                        tag: copied.tag,
+                        digest: copied.digest,
+                      }),
+                repository,
+                imageName,
+                by,
+                force: opts.force,
+                dryRun: opts.dryRun,
+                sink: cli.sink,
+                registry: ports.target.registry,
+                attestations: { store: ports.target.attestations, repository, keys },
+                ...(opts.reason === undefined ? {} : { reason: opts.reason }),
+                ...(opts.retag === undefined ? {} : { retag: opts.retag }),
+                ...(opts.expect === undefined ? {} : { expect: parseExpect(opts.expect) }),
+              });
+              report(result, {
+                store: ports.pins.description,
+                copied: {
+                  from: ports.registry.imageName(repository).withDigest(copied.digest).toString(),
+                  to: copied.ref.toString(),
+                  blobs: copied.transfer,
+                  attestations: copied.attestations,
+                },
+              });
+            },
+          );
+          return;
+        }
         const needsRegistry = ref.digest === undefined || opts.retag !== undefined;
-        const useRegistry =
-          registryUrl !== undefined &&
-          (needsRegistry || ref.registry === undefined || opts.registry !== undefined);
+        // The registry is read whenever it is known: the smoke gate falls back to its attestations.
+        const useRegistry = registryUrl !== undefined;
+        const resolveThrough =
+          useRegistry && (needsRegistry || ref.registry === undefined || opts.registry !== undefined);
         if (!useRegistry && needsRegistry) {
           cli.usage(
             ref.digest === undefined
@@ -208,14 +280,21 @@ export function registerPins(program: Command, cli: Cli): void {
             'pass --registry oci://host:port or ecr://…, or set publish.registry in the manifest',
           );
         }
-        const by = opts.force
-          ? await requireActor(cli, loaded.dir, opts.by, `a forced promotion of ${runtime}`)
-          : await actorFor(cli, loaded.dir, opts.by);
         const url = await storeUrl(loaded);
         await cli.withPorts(
           { pinStore: url, registry: useRegistry ? registryUrl : undefined },
           async (ports) => {
-            const registry = 'registry' in ports ? (ports.registry as Registry) : undefined;
+            const opened = 'registry' in ports ? (ports.registry as Registry) : undefined;
+            const registry = resolveThrough ? opened : undefined;
+            const attestations =
+              'attestations' in ports ? (ports.attestations as AttestationStore) : undefined;
+            // The attestations are read where the image is: the reference's registry must be this one.
+            const attRepository =
+              opened && attestations
+                ? ref.registry === undefined
+                  ? ref.repository
+                  : opened.repositoryOf(ImageRef.parse(ref.name))
+                : null;
             const store = ports.pins;
             const result = await promote(store, {
               runtime,
@@ -227,6 +306,9 @@ export function registerPins(program: Command, cli: Cli): void {
               dryRun: opts.dryRun,
               sink: cli.sink,
               ...(registry ? { registry } : {}),
+              ...(attestations && attRepository !== null
+                ? { attestations: { store: attestations, repository: attRepository, keys } }
+                : {}),
               ...(opts.reason === undefined ? {} : { reason: opts.reason }),
               ...(opts.retag === undefined ? {} : { retag: opts.retag }),
               ...(opts.expect === undefined ? {} : { expect: parseExpect(opts.expect) }),

@@ -21,6 +21,7 @@ interface ReleaseCommandOptions {
   cache: boolean;
   junit?: string;
   by?: string;
+  signKey?: string;
 }
 
 /** `slipway release`: the whole pipeline, failing closed before any moving tag or pin changes. */
@@ -53,6 +54,10 @@ export function registerRelease(program: Command, cli: Cli): void {
       '--by <name>',
       'who runs the release (default: $SLIPWAY_ACTOR, $GITHUB_ACTOR, $GITEA_ACTOR, $USER, then the git user)',
     )
+    .option(
+      '--sign-key <file>',
+      'ECDSA P-256 PEM key signing the smoke and provenance attestations (default: $SLIPWAY_SIGNING_KEY, $SLIPWAY_SIGNING_KEY_FILE)',
+    )
     .action(async (opts: ReleaseCommandOptions) => {
       const loaded = await cli.loadManifest();
       const registry = opts.registry ?? loaded.manifest.publish.registry;
@@ -77,6 +82,7 @@ export function registerRelease(program: Command, cli: Cli): void {
           buildArgs: parseBuildArgs(cli, opts.buildArg),
           noCache: !opts.cache,
           ci: cli.settings.ci,
+          runner: cli.settings.runner,
           ...(cli.io.signal ? { signal: cli.io.signal } : {}),
           onSmokeReport: (report: SmokeReport) => {
             reports.push(report);
@@ -84,7 +90,7 @@ export function registerRelease(program: Command, cli: Cli): void {
             for (const line of renderReport(report)) cli.log(line);
           },
         };
-        const result = await cli.withPorts({ registry, pinStore }, (ports) =>
+        const result = await cli.withPorts({ registry, pinStore, sign: opts.signKey ?? true }, (ports) =>
           release(loaded, request, ports),
         );
         const images = result.pushed.images.map((i) => ({
