@@ -44,7 +44,7 @@ const anonymousRunner: RunnerDescription = {
 
 /** Attaches the smoke verdict of a pushed digest (a skip, which is no verdict, attaches nothing). */
 export async function attestSmoke(
-  planned: PlannedImage,
+  planned: Pick<PlannedImage, 'name' | 'repository' | 'templates'>,
   report: SmokeReport,
   request: AttestRequest,
   ports: AttestPorts,

@@ -381,6 +381,43 @@ describe('promotion across registries', () => {
   });
 });
 
+describe('slipway smoke --ref attaches its verdict too', () => {
+  it('a standalone smoke run appends a signed smoke attestation to the digest', async () => {
+    const before = JSON.parse(
+      (await cli(['--json', 'attestations', ref(released.platform, PLATFORM), '--registry', src()])).stdout,
+    ) as Listed;
+    const smoked = await cli([
+      'smoke',
+      'platform',
+      '--ref',
+      ref(released.platform, PLATFORM),
+      '--registry',
+      src(),
+      '--sign-key',
+      other.key,
+      '--pins',
+      `file:${path.join(root, 'smoke-pins.json')}`,
+    ]);
+    expect(smoked.code, smoked.stderr).toBe(0);
+    const r = await cli([
+      '--json',
+      'attestations',
+      ref(released.platform, PLATFORM),
+      '--registry',
+      src(),
+      '--key',
+      other.pub,
+    ]);
+    const after = JSON.parse(r.stdout) as Listed;
+    expect(after.attestations.length).toBe(before.attestations.length + 1);
+    // Exactly the new one verifies with the key it was signed with; the release's do not.
+    const byOther = after.attestations.filter((a) => a.signature === 'verified');
+    expect(byOther.map((a) => [a.predicateType, a.subjectMatches, a.statement.predicate.passed])).toEqual([
+      ['https://slipway.dev/attestations/smoke/v1', true, true],
+    ]);
+  });
+});
+
 describe('no credential anywhere', () => {
   it('the registry password is in no attestation payload and no output', async () => {
     const attestations = new RegistryAttestationStore(source);

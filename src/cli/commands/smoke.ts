@@ -4,6 +4,7 @@ import { type Command, Option } from 'commander';
 import { pinStoreUrlFor } from '../../app/settings.js';
 import { ImageRef } from '../../core/image-ref.js';
 import type { EngineAuth } from '../../publish/registry.js';
+import { attestSmoke } from '../../release/attest-step.js';
 import { templatesAsserted, templatesFromReceipt } from '../../smoke/expected.js';
 import { toJUnitXml } from '../../smoke/junit.js';
 import { recordSmoke } from '../../smoke/record.js';
@@ -20,6 +21,8 @@ interface SmokeCommandOptions {
   allowSkip: boolean;
   pins?: string;
   timeout?: string;
+  registry?: string;
+  signKey?: string;
 }
 
 /** `slipway smoke IMAGE --ref REF | --local ID`: boot the image, prove its identity, record the verdict. */
@@ -48,6 +51,14 @@ export function registerSmoke(program: Command, cli: Cli): void {
       'pin store for the smoke record (default: $SLIPWAY_PIN_STORE or file:<manifest dir>/.slipway/pins.json)',
     )
     .option('--timeout <seconds>', "readiness timeout, overriding the spec's timeoutSeconds")
+    .option(
+      '--registry <url>',
+      'the registry --ref is in, where the verdict is attached as an attestation (default: publish.registry)',
+    )
+    .option(
+      '--sign-key <file>',
+      'sign the smoke attestation with this ECDSA P-256 PEM key (else $SLIPWAY_SIGNING_KEY[_FILE])',
+    )
     .action(async (imageName: string, opts: SmokeCommandOptions) => {
       if (!opts.ref && !opts.local) cli.usage('smoke needs --ref REFERENCE (a pushed image) or --local ID');
       let timeoutSeconds: number | undefined;
@@ -117,6 +128,39 @@ export function registerSmoke(program: Command, cli: Cli): void {
             `[smoke] ${imageName} recorded ${report.passed ? 'a pass' : 'a failure'} for ${report.digest} in ${ports.pins.description}`,
           );
         });
+      }
+      if (report.digest && !report.skipped && ref) {
+        const registryUrl = opts.registry ?? loaded.manifest.publish.registry;
+        if (registryUrl === undefined) {
+          cli.log(
+            `[smoke] ${imageName} no registry named (--registry or publish.registry): no attestation attached`,
+          );
+        } else {
+          const by = await actorFor(cli, loaded.dir);
+          await cli.withPorts({ registry: registryUrl, sign: opts.signKey ?? true }, async (ports) => {
+            const repository = ports.registry.repositoryOf(ref);
+            if (repository === null) {
+              cli.log(
+                `[smoke] ${imageName} ${ref.name} is not in ${ports.registry.url}: no attestation attached`,
+              );
+              return;
+            }
+            const expected = Object.entries(templates).map(([name, t]) => ({
+              name,
+              ref: t.ref,
+              digest: t.digest,
+            }));
+            await attestSmoke(
+              { name: imageName, repository, templates: expected },
+              report,
+              {
+                by,
+                runner: cli.settings.runner,
+              },
+              ports,
+            );
+          });
+        }
       }
       const code = report.failure?.code;
       cli.exitCode =
