@@ -4,7 +4,6 @@
  * manifest -> sources -> stage -> preflight/verify -> plan -> build -> publish -> smoke -> promote.
  */
 export * from './app/open-ports.js';
-export * from './app/ports.js';
 export * from './app/settings.js';
 export * from './attest/index.js';
 export * from './build/index.js';
@@ -27,6 +26,7 @@ export * from './preflight/index.js';
 export * from './promote/index.js';
 export * from './publish/index.js';
 export * from './release/attest-step.js';
+export * from './release/ports.js';
 export * from './release/publish.js';
 export * from './release/release.js';
 export * from './smoke/index.js';

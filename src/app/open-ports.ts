@@ -10,8 +10,8 @@ import { DEFAULT_TIMEOUTS, type Timeouts } from '../core/timeouts.js';
 import { dockerEngine } from '../engine/docker-engine.js';
 import { openPinStore } from '../promote/open.js';
 import { openRegistry } from '../publish/open.js';
+import type { Clock, Ports, TargetPorts } from '../release/ports.js';
 import { sourceFor } from '../sources/index.js';
-import type { Clock, Ports } from './ports.js';
 import type { Settings } from './settings.js';
 
 /** Which ports to open, and with what. Ports that need a URL are opened only when it is given. */
@@ -35,11 +35,6 @@ export interface PortRequest {
   readonly sign?: boolean | string | undefined;
   /** A second registry (`--to-registry`): opens {@link TargetPorts} with its own credentials. */
   readonly targetRegistry?: string | undefined;
-}
-
-/** The registry a promotion copies into, and the attestations kept there. */
-export interface TargetPorts {
-  readonly target: Pick<Ports, 'registry' | 'attestations'>;
 }
 
 /** The ports every command gets: they open nothing until used (the signer is loaded only when asked). */

@@ -1,4 +1,3 @@
-import type { Ports } from '../app/ports.js';
 import { attachStatement } from '../attest/attest.js';
 import {
   type ComparedTemplate,
@@ -11,6 +10,7 @@ import type { Plan, PlannedImage } from '../plan/types.js';
 import type { PushResult } from '../publish/push.js';
 import { type SmokeReport, summarize } from '../smoke/report.js';
 import type { StagingReceipt } from '../stage/receipt.js';
+import type { Ports } from './ports.js';
 
 /**
  * The release's attestation steps: provenance for every pushed image, and the smoke verdict of

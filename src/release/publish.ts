@@ -1,8 +1,8 @@
-import type { Ports } from '../app/ports.js';
 import { type BuiltImage, buildImages, selectImages } from '../build/build.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import type { Plan } from '../plan/types.js';
 import { type PushResult, prepareRepositories, pushImages } from '../publish/push.js';
+import type { Ports } from './ports.js';
 
 /** What {@link publishPlan} is asked to do. */
 export interface PublishRequest {

@@ -1,10 +1,11 @@
-import type { Ports } from '../app/ports.js';
+import type { KeyObject } from 'node:crypto';
 import type { BuiltImage } from '../build/build.js';
 import { SlipwayError } from '../core/errors.js';
 import type { ImageRef } from '../core/image-ref.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { makePlan } from '../plan/plan.js';
 import type { Plan, PlannedImage } from '../plan/types.js';
+import { copyForPromotion } from '../promote/across.js';
 import { type PromotionResult, promote } from '../promote/promote.js';
 import { moveMovingTags, type PushedImage, type PushResult } from '../publish/push.js';
 import { templatesFromReceipt } from '../smoke/expected.js';
@@ -15,6 +16,7 @@ import type { StagingReceipt } from '../stage/receipt.js';
 import { stageTemplates } from '../stage/stage.js';
 import { verifyManifest } from '../verify/verify.js';
 import { type AttestPorts, type AttestRequest, attestProvenance, attestSmoke } from './attest-step.js';
+import type { Ports, TargetPorts } from './ports.js';
 import { publishPlan } from './publish.js';
 
 /** What a release is asked to do. */
@@ -37,6 +39,11 @@ export interface ReleaseRequest extends AttestRequest {
   /** The template cache directory (default: the user cache). */
   readonly cacheDir?: string;
   readonly signal?: AbortSignal;
+  /**
+   * Keys a copied image's smoke attestation must verify with when the pins move across
+   * registries (`--to-registry`; the manifest's `publish.attestations.publicKey`). Empty: any.
+   */
+  readonly attestationKeys?: readonly KeyObject[];
   /** Receives each smoke report as soon as it exists (e.g. to write JUnit even when a later step fails). */
   readonly onSmokeReport?: (report: SmokeReport) => void;
 }
@@ -46,7 +53,8 @@ export type ReleasePorts = Pick<
   Ports,
   'engine' | 'registry' | 'pins' | 'verdicts' | 'sources' | 'sink' | 'clock' | 'redactor' | 'timeouts'
 > &
-  AttestPorts;
+  AttestPorts &
+  Partial<TargetPorts>;
 
 /** What a release did, stage by stage. */
 export interface ReleaseResult {
@@ -184,8 +192,7 @@ async function promotePins(
   request: ReleaseRequest,
   ports: ReleasePorts,
 ): Promise<PromotionResult[]> {
-  const promotions: PromotionResult[] = [];
-  for (const pin of plan.pins) {
+  const moves = plan.pins.map((pin) => {
     const planned = plan.images.find((i) => i.name === pin.image);
     if (!planned) {
       throw new SlipwayError(
@@ -197,14 +204,54 @@ async function promotePins(
         },
       );
     }
-    const { ref } = pushedRef(planned, published, ports);
+    return { pin, planned, ref: pushedRef(planned, published, ports).ref };
+  });
+  // Across registries: every pinned image is copied (with its attestations) before any pin moves,
+  // so a failed copy leaves every pin where it was.
+  const target = ports.target;
+  const refs: ImageRef[] = [];
+  for (const m of moves) {
+    if (!target) {
+      refs.push(m.ref);
+      continue;
+    }
+    if (!ports.attestations) {
+      throw new SlipwayError(
+        'USAGE',
+        'a release to another registry needs the attestation store of its own',
+        {
+          hint: 'open the ports with a registry (openPorts does)',
+        },
+      );
+    }
+    const copied = await copyForPromotion(
+      m.ref,
+      m.planned.repository,
+      { registry: ports.registry, attestations: ports.attestations },
+      target,
+      { sink: ports.sink },
+    );
+    refs.push(copied.ref);
+  }
+  const promotions: PromotionResult[] = [];
+  for (const [i, m] of moves.entries()) {
     promotions.push(
       await promote(ports.pins, {
-        runtime: pin.runtime,
-        ref,
-        registry: ports.registry,
-        repository: planned.repository,
-        imageName: pin.image,
+        runtime: m.pin.runtime,
+        ref: refs[i] as ImageRef,
+        registry: target ? target.registry : ports.registry,
+        // Across registries the gate reads the copied attestations: the verdict travels with the image.
+        ...(target
+          ? {
+              attestations: {
+                store: target.attestations,
+                repository: m.planned.repository,
+                keys: [...(request.attestationKeys ?? [])],
+              },
+            }
+          : {}),
+        repository: m.planned.repository,
+        imageName: m.pin.image,
         by: request.by,
         reason: `release ${request.env} ${request.sha}`,
         sink: ports.sink,

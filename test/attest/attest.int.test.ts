@@ -381,6 +381,61 @@ describe('promotion across registries', () => {
   });
 });
 
+describe('release --promote --to-registry', () => {
+  it('copies each pinned image with its attestations into the other registry before the pin moves, and pins the copy', async () => {
+    const store = `file:${path.join(root, 'prod-release.json')}`;
+    const r = await cli([
+      '--json',
+      'release',
+      '--registry',
+      src(),
+      '--env',
+      'staging',
+      '--sha',
+      randomBytes(20).toString('hex'),
+      '--pins',
+      store,
+      '--promote',
+      '--to-registry',
+      `oci://${second.addr}`,
+      '--sign-key',
+      signing.key,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      images: Array<{ name: string; digest: string }>;
+      pins: Array<{ runtime: string; applied: boolean; pin: { image: string; digest: string } }>;
+    };
+    const agent = out.images.find((i) => i.name === 'platform-agent')?.digest ?? '';
+    expect(out.pins.map((p) => [p.runtime, p.applied, p.pin.image, p.pin.digest])).toEqual([
+      ['platform-agent', true, ref(agent, AGENT, second.addr), agent],
+    ]);
+    const target = await openRegistry(`oci://${second.addr}`, {});
+    expect((await target.manifest(AGENT, agent))?.digest).toBe(agent);
+    const listed = await cli([
+      '--json',
+      'attestations',
+      ref(agent, AGENT, second.addr),
+      '--registry',
+      `oci://${second.addr}`,
+      '--key',
+      signing.pub,
+    ]);
+    expect(
+      (JSON.parse(listed.stdout) as Listed).attestations.map((a) => [a.predicateType, a.signature]).sort(),
+    ).toEqual([
+      ['https://slipway.dev/attestations/smoke/v1', 'verified'],
+      ['https://slsa.dev/provenance/v1', 'verified'],
+    ]);
+  });
+
+  it('--to-registry without --promote is a usage error', async () => {
+    const r = await cli(['release', '--registry', src(), '--to-registry', `oci://${second.addr}`]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--to-registry copies the images the pins move to: it needs --promote');
+  });
+});
+
 describe('slipway smoke --ref attaches its verdict too', () => {
   it('a standalone smoke run appends a signed smoke attestation to the digest', async () => {
     const before = JSON.parse(

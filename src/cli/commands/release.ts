@@ -7,6 +7,7 @@ import { release } from '../../release/release.js';
 import { toJUnitXml } from '../../smoke/junit.js';
 import { renderReport, type SmokeReport } from '../../smoke/report.js';
 import type { Cli } from '../cli.js';
+import { policyKeys } from './keys.js';
 import { actorFor } from './pins.js';
 import { collectBuildArg, parseBuildArgs } from './plan.js';
 
@@ -16,6 +17,7 @@ interface ReleaseCommandOptions {
   sha?: string;
   pins?: string;
   promote: boolean;
+  toRegistry?: string;
   createRepos: boolean;
   buildArg: string[];
   cache: boolean;
@@ -42,6 +44,10 @@ export function registerRelease(program: Command, cli: Cli): void {
       'pin store for smoke records and pins (default: $SLIPWAY_PIN_STORE, else file:<manifest dir>/.slipway/pins.json)',
     )
     .option('--promote', "move every manifest pin to its image's verified digest", false)
+    .option(
+      '--to-registry <url>',
+      'with --promote: copy each pinned image by digest (with its attestations) into this registry and pin the copy',
+    )
     .option(
       '--create-repos',
       'create missing ECR repositories (with the manifest publish.ecr settings)',
@@ -90,8 +96,12 @@ export function registerRelease(program: Command, cli: Cli): void {
             for (const line of renderReport(report)) cli.log(line);
           },
         };
-        const result = await cli.withPorts({ registry, pinStore, sign: opts.signKey ?? true }, (ports) =>
-          release(loaded, request, ports),
+        if (opts.toRegistry !== undefined && !opts.promote)
+          cli.usage('--to-registry copies the images the pins move to: it needs --promote');
+        const attestationKeys = opts.toRegistry === undefined ? [] : await policyKeys(cli, loaded);
+        const result = await cli.withPorts(
+          { registry, pinStore, sign: opts.signKey ?? true, targetRegistry: opts.toRegistry },
+          (ports) => release(loaded, { ...request, attestationKeys }, ports),
         );
         const images = result.pushed.images.map((i) => ({
           name: i.name,

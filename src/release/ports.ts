@@ -42,3 +42,8 @@ export interface Ports {
   /** The limits every remote call obeys (per request, per retried operation). */
   readonly timeouts: Timeouts;
 }
+
+/** The registry a promotion copies into (`--to-registry`), and the attestations kept there. */
+export interface TargetPorts {
+  readonly target: Pick<Ports, 'registry' | 'attestations'>;
+}
