@@ -17,6 +17,7 @@ interface ReleaseCommandOptions {
   pins?: string;
   promote: boolean;
   createRepos: boolean;
+  overwriteImmutable: boolean;
   buildArg: string[];
   cache: boolean;
   junit?: string;
@@ -44,6 +45,11 @@ export function registerRelease(program: Command, cli: Cli): void {
     .option(
       '--create-repos',
       'create missing ECR repositories (with the manifest publish.ecr settings)',
+      false,
+    )
+    .option(
+      '--overwrite-immutable',
+      'overwrite an immutable tag that names an image built from other inputs (logged; refused without it)',
       false,
     )
     .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
@@ -74,6 +80,7 @@ export function registerRelease(program: Command, cli: Cli): void {
           by,
           promote: opts.promote,
           createRepos: opts.createRepos,
+          overwriteImmutable: opts.overwriteImmutable,
           buildArgs: parseBuildArgs(cli, opts.buildArg),
           noCache: !opts.cache,
           ci: cli.settings.ci,
