@@ -1,6 +1,7 @@
 import type { EventSink } from '../core/events.js';
 import { silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
+import { DEFAULT_TIMEOUTS, type Timeouts } from '../core/timeouts.js';
 import { dockerEngine } from '../engine/docker-engine.js';
 import { openPinStore } from '../promote/open.js';
 import { openRegistry } from '../publish/open.js';
@@ -14,6 +15,8 @@ export interface PortRequest {
   readonly cwd: string;
   readonly sink?: EventSink;
   readonly clock?: Clock;
+  /** Limits for every remote call (default DEFAULT_TIMEOUTS). */
+  readonly timeouts?: Timeouts;
   /** Shared with the caller's output, so credentials a port learns (ECR tokens) are scrubbed there too. */
   readonly redactor?: Redactor;
   /** A registry URL (`oci://…`, `ecr://…`): opens {@link Ports.registry}. */
@@ -23,7 +26,7 @@ export interface PortRequest {
 }
 
 /** The ports every command gets: they open nothing until used. */
-export type BasePorts = Pick<Ports, 'engine' | 'sources' | 'sink' | 'clock' | 'redactor'>;
+export type BasePorts = Pick<Ports, 'engine' | 'sources' | 'sink' | 'clock' | 'redactor' | 'timeouts'>;
 
 /** The ports {@link openPorts} returns for a request: the base ports plus what the request named. */
 export type OpenedPorts<R extends PortRequest> = BasePorts &
@@ -44,12 +47,14 @@ export async function openPorts<R extends PortRequest>(
   request: R,
 ): Promise<OpenedPorts<R>> {
   const redactor = (request.redactor ?? new Redactor()).add(...settings.secrets);
+  const timeouts = request.timeouts ?? DEFAULT_TIMEOUTS;
   const base: BasePorts = {
     engine: dockerEngine(settings.docker),
-    sources: (template, ctx) => sourceFor(template, ctx, settings.sourceTokens),
+    sources: (template, ctx) => sourceFor(template, { timeouts, ...ctx }, settings.sourceTokens),
     sink: request.sink ?? silentSink,
     clock: request.clock ?? (() => new Date()),
     redactor,
+    timeouts,
   };
   const closers: Array<() => Promise<void>> = [];
   const close = async () => {
@@ -63,12 +68,13 @@ export async function openPorts<R extends PortRequest>(
             registry: await openRegistry(request.registry, {
               env: settings.env,
               redactor,
+              timeouts,
               ...settings.registryCredentials,
             }),
           };
     let stores = {};
     if (request.pinStore !== undefined) {
-      const pins = await openPinStore(request.pinStore, { cwd: request.cwd });
+      const pins = await openPinStore(request.pinStore, { cwd: request.cwd, timeouts });
       closers.push(() => pins.close());
       stores = { pins, verdicts: pins };
     }

@@ -1,5 +1,6 @@
 import type { EventSink } from '../core/events.js';
 import type { Redactor } from '../core/redact.js';
+import type { Timeouts } from '../core/timeouts.js';
 import type { ImageEngine } from '../engine/image-engine.js';
 import type { PinStore } from '../promote/pin-store.js';
 import type { Registry } from '../publish/registry.js';
@@ -32,4 +33,6 @@ export interface Ports {
   readonly clock: Clock;
   /** Scrubs every credential the process holds from messages. */
   readonly redactor: Redactor;
+  /** The limits every remote call obeys (per request, per retried operation). */
+  readonly timeouts: Timeouts;
 }

@@ -28,6 +28,8 @@ export interface Settings {
   readonly env: NodeJS.ProcessEnv;
   /** Every secret value the process holds, so output can be scrubbed of them. */
   readonly secrets: readonly string[];
+  /** `SLIPWAY_TIMEOUT`, unparsed: the per-request limit for remote calls (the `--timeout` flag wins). */
+  readonly timeout: string | undefined;
   /** `SLIPWAY_DEBUG`: show stack traces of unexpected errors. */
   readonly debug: boolean;
 }
@@ -64,6 +66,7 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
       .filter((v): v is string => Boolean(v)),
     env,
     secrets: SECRET_VARIABLES.map((k) => env[k]).filter((v): v is string => Boolean(v)),
+    timeout: nonEmpty(env.SLIPWAY_TIMEOUT),
     debug: Boolean(nonEmpty(env.SLIPWAY_DEBUG)),
   };
 }

@@ -1,15 +1,15 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli } from '../../test/support/cli.js';
+import { makeTempDir } from '../../test/support/temp.js';
 
 function run(argv: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
   return runCli(argv, { cwd, env });
 }
 
 function dirWith(manifest: unknown): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'slipway-cli-'));
+  const dir = makeTempDir('cli');
   writeFileSync(
     path.join(dir, 'manifest.json'),
     typeof manifest === 'string' ? manifest : JSON.stringify(manifest),
@@ -67,10 +67,7 @@ describe('CLI contract', () => {
   });
 
   it('names a missing manifest and how to point at one', async () => {
-    const r = await run(
-      ['--manifest', 'nope.json', 'verify'],
-      mkdtempSync(path.join(tmpdir(), 'slipway-cli-')),
-    );
+    const r = await run(['--manifest', 'nope.json', 'verify'], makeTempDir('cli'));
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/cannot read manifest nope\.json \(ENOENT\)/);
     expect(r.stderr).toMatch(/--manifest PATH/);

@@ -8,6 +8,7 @@ import { Redactor } from '../core/redact.js';
 import { assertContract } from '../manifest/contract.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
 import { ActionsReporter, inActions } from './actions/reporter.js';
+import { timeoutsOf } from './timeouts.js';
 
 /** Where the CLI writes and what it reads from its process; injectable so tests run it in-process. */
 export interface CliIO {
@@ -59,13 +60,13 @@ export class Cli {
    * Opens the ports a command needs through the composition root (src/app/open-ports.ts), runs
    * `fn` with them, and closes them, whatever happens.
    */
-  withPorts<R extends Omit<PortRequest, 'cwd' | 'sink' | 'redactor'>, T>(
+  withPorts<R extends Omit<PortRequest, 'cwd' | 'sink' | 'redactor' | 'timeouts'>, T>(
     request: R,
     fn: (ports: OpenedPorts<R & PortRequest>) => Promise<T>,
   ): Promise<T> {
     return withPorts(
       this.settings,
-      { ...request, cwd: this.io.cwd, sink: this.sink, redactor: this.redactor },
+      { ...request, cwd: this.io.cwd, sink: this.sink, redactor: this.redactor, timeouts: timeoutsOf(this) },
       fn,
     );
   }

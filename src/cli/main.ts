@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isSlipwayError, SlipwayError } from '../core/errors.js';
 import { Cli, type CliIO } from './cli.js';
 import { commands } from './commands/index.js';
+import { timeoutsOf } from './timeouts.js';
 import { slipwayVersion } from './version.js';
 
 /** Builds the commander program with every command registered. */
@@ -20,6 +21,10 @@ export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
         .default('plain'),
     )
     .option('-v, --verbose', 'show debug logs', false)
+    .option(
+      '--timeout <duration>',
+      'limit per remote request, e.g. 30s or 2m; each retried operation gets twice that (default 30s, or $SLIPWAY_TIMEOUT)',
+    )
     .showHelpAfterError('(run slipway --help for usage)')
     .exitOverride()
     .configureOutput({
@@ -27,6 +32,8 @@ export function buildProgram(io: CliIO): { program: Command; cli: Cli } {
       writeErr: (s) => io.stderr(s),
     });
   for (const register of commands) register(program, cli);
+  // A bad --timeout / SLIPWAY_TIMEOUT is a usage error before any work starts.
+  program.hook('preAction', () => void timeoutsOf(cli));
   // Commander's subcommands inherit exitOverride/output only when set before they are added,
   // so apply them to every command at every depth (e.g. `pins promote`).
   const route = (cmd: Command) => {

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { Redactor } from '../core/redact.js';
+import { DEFAULT_TIMEOUTS, isTimeout, type Timeouts } from '../core/timeouts.js';
 import type { PinChange, PinHistoryEntry, PinRecord, PinStore, SmokeRecord } from './pin-store.js';
 import { pinConflict } from './pin-store-errors.js';
 
@@ -17,8 +18,10 @@ export interface PostgresPinStoreOptions {
   readonly schema?: string;
   /** How long a change waits for another promotion's row lock before PIN_CONFLICT (default 30 s). */
   readonly lockTimeoutMs?: number;
-  /** How long to wait for a connection (default 10 s). */
+  /** How long to wait for a connection (default `timeouts.requestMs`). */
   readonly connectTimeoutMs?: number;
+  /** Limits: connecting (request), each statement and an idle open transaction (operation). */
+  readonly timeouts?: Timeouts;
   /** Testing only: called inside a change's transaction, after the writes and before COMMIT. */
   readonly testHooks?: { beforeCommit?: (info: { backendPid: number }) => Promise<void> };
 }
@@ -117,9 +120,12 @@ export function translatePgError(err: unknown, url: string, what: string, schema
   const sqlstate = typeof code === 'string' ? code : '';
   if (
     isUnreachable(err) ||
+    isTimeout(err) ||
     sqlstate.startsWith('08') ||
     CONNECTION_SQLSTATES.has(sqlstate) ||
-    /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message)
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/i.test(
+      message,
+    )
   ) {
     return new SlipwayError('DATABASE_UNREACHABLE', `${what}: database ${where} unreachable (${message})`, {
       resource: where,
@@ -142,12 +148,22 @@ export function translatePgError(err: unknown, url: string, what: string, schema
 }
 
 function poolFor(url: string, options: PostgresPinStoreOptions): pg.Pool {
-  const settings = [`-c lock_timeout=${Math.max(1, Math.round(options.lockTimeoutMs ?? 30_000))}`];
+  const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+  const lockMs = Math.max(1, Math.round(options.lockTimeoutMs ?? 30_000));
+  // A statement may wait for a row lock (then PIN_CONFLICT) before its own deadline applies.
+  const statementMs = lockMs + timeouts.operationMs;
+  const settings = [
+    `-c lock_timeout=${lockMs}`,
+    `-c statement_timeout=${statementMs}`,
+    `-c idle_in_transaction_session_timeout=${timeouts.operationMs}`,
+  ];
   if (options.schema !== undefined) settings.push(`-c search_path=${options.schema}`);
   const pool = new pg.Pool({
     connectionString: url,
     max: 2,
-    connectionTimeoutMillis: options.connectTimeoutMs ?? 10_000,
+    connectionTimeoutMillis: options.connectTimeoutMs ?? timeouts.requestMs,
+    // Client side too: a server that stops answering mid-query never sends statement_timeout's error.
+    query_timeout: statementMs + timeouts.requestMs,
     options: settings.join(' '),
   });
   // An idle connection the server drops emits 'error' on the pool; unhandled it would crash

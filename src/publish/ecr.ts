@@ -9,9 +9,11 @@ import {
   GetAuthorizationTokenCommand,
   PutImageCommand,
 } from '@aws-sdk/client-ecr';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
+import { DEFAULT_TIMEOUTS, isTimeout, type Timeouts } from '../core/timeouts.js';
 import { configDigestOf, MANIFEST_MEDIA_TYPES, OciRegistry } from './oci.js';
 import type {
   EngineAuth,
@@ -142,13 +144,22 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
   };
 }
 
-/** Builds an ECR client for the region, with endpoint and static credentials from `env` when it sets them. */
+/** Builds an ECR client for the region (bounded attempts, each request under `timeouts.requestMs`), with endpoint and static credentials from `env` when it sets them. */
 export function ecrClientFor(
   region: string,
   env: NodeJS.ProcessEnv | undefined,
   maxAttempts: number,
+  timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ): ECRClient {
-  const config: ECRClientConfig = { region, maxAttempts };
+  const config: ECRClientConfig = {
+    region,
+    maxAttempts,
+    // The SDK's default handler waits forever for a socket that accepted and went quiet.
+    requestHandler: new NodeHttpHandler({
+      connectionTimeout: timeouts.requestMs,
+      requestTimeout: timeouts.requestMs,
+    }),
+  };
   // The SDK reads process.env itself; an explicit env (the CLI's, a test's) must win over it.
   const endpoint = env?.AWS_ENDPOINT_URL_ECR ?? env?.AWS_ENDPOINT_URL;
   if (endpoint) config.endpoint = endpoint;
@@ -401,7 +412,7 @@ export class EcrRegistry implements Registry {
           cause: err,
         });
       }
-      if (isUnreachable(err) || name === 'TimeoutError') {
+      if (isUnreachable(err) || isTimeout(err)) {
         throw new SlipwayError('REGISTRY_UNREACHABLE', `${what}: the ECR API is unreachable (${message})`, {
           resource: full,
           hint: 'check the network, AWS_REGION and AWS_ENDPOINT_URL_ECR',

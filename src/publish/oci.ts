@@ -1,8 +1,16 @@
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
+import { boundedFetch } from '../core/bounded-fetch.js';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
+import {
+  DEFAULT_TIMEOUTS,
+  formatDuration,
+  isTimeout,
+  startDeadline,
+  type Timeouts,
+} from '../core/timeouts.js';
 import type {
   EngineAuth,
   ImageDetails,
@@ -37,6 +45,8 @@ export interface OciRegistryOptions {
   readonly fetch?: typeof fetch;
   readonly retries?: RetryOptions;
   readonly redactor?: Redactor;
+  /** Per-request limit (used by the default fetch) and the deadline of each retried operation. */
+  readonly timeouts?: Timeouts;
 }
 
 /** A manifest as the registry serves it. */
@@ -126,6 +136,7 @@ export class OciRegistry implements Registry {
   private bearer: { realm: string; service: string | undefined } | undefined;
   private readonly tokens = new Map<string, string>();
   private pinged: Promise<void> | undefined;
+  private readonly timeouts: Timeouts;
 
   constructor(
     url: Extract<RegistryUrl, { kind: 'oci' }>,
@@ -136,7 +147,8 @@ export class OciRegistry implements Registry {
     this.prefix = url.prefix;
     const http = options.plainHttp ?? isLoopbackHost(url.host);
     this.base = `${http ? 'http' : 'https'}://${url.host}`;
-    this.fetchFn = options.fetch ?? fetch;
+    this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
+    this.fetchFn = options.fetch ?? boundedFetch(this.timeouts);
     this.redactor = options.redactor ?? new Redactor();
     this.redactor.add(options.password);
     if (options.username !== undefined && options.password !== undefined) {
@@ -326,7 +338,7 @@ export class OciRegistry implements Registry {
       return null;
     }
     if (!res.ok) throw await this.statusError(res, what, `${repo}@${reference}`);
-    const body = Buffer.from(await res.arrayBuffer());
+    const body = await this.readBody(res, what);
     const digest = sha256Digest(body);
     const claimed = res.headers.get('docker-content-digest');
     if ((reference.startsWith('sha256:') && digest !== reference) || (claimed && claimed !== digest)) {
@@ -415,7 +427,7 @@ export class OciRegistry implements Registry {
       what: `read blob ${src}@${digest}`,
     });
     if (!blob.ok) throw await this.statusError(blob, `read blob ${src}@${digest}`, `${src}@${digest}`);
-    const bytes = Buffer.from(await blob.arrayBuffer());
+    const bytes = await this.readBody(blob, `read blob ${src}@${digest}`);
     const target = new URL(location, this.base);
     target.searchParams.set('digest', digest);
     const put = await this.request('PUT', target.pathname + target.search, {
@@ -439,7 +451,7 @@ export class OciRegistry implements Registry {
     opts: { scopes: Scope[]; what: string; headers?: Record<string, string>; body?: Buffer },
   ): Promise<Response> {
     const url = `${this.base}${pathAndQuery}`;
-    const attempt = async (): Promise<Response> => {
+    const attempt = async (signal: AbortSignal): Promise<Response> => {
       for (let authTry = 0; ; authTry++) {
         const headers: Record<string, string> = { ...opts.headers };
         const auth = await this.authorization(opts.scopes);
@@ -447,6 +459,7 @@ export class OciRegistry implements Registry {
         const res = await this.fetchFn(url, {
           method,
           headers,
+          signal,
           ...(opts.body ? { body: opts.body } : {}),
         });
         if (res.status === 401 && authTry === 0) {
@@ -466,10 +479,40 @@ export class OciRegistry implements Registry {
         return res;
       }
     };
+    return this.withinDeadline(opts.what, attempt);
+  }
+
+  /**
+   * Runs `attempt` with retries, the whole under the operation deadline: a registry that accepts
+   * connections and stops answering fails here, naming the step, instead of holding the run.
+   */
+  private async withinDeadline<T>(what: string, attempt: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const deadline = startDeadline(this.timeouts.operationMs);
+    const started = Date.now();
+    let attempts = 0;
     try {
-      return await withRetries(attempt, this.options.retries);
+      return await withRetries(
+        () => {
+          attempts++;
+          return attempt(deadline.signal);
+        },
+        { ...this.options.retries, signal: deadline.signal },
+      );
     } catch (err) {
-      throw this.translate(err, opts.what);
+      throw this.translate(err, what, { attempts, elapsedMs: Date.now() - started });
+    } finally {
+      // Only the request and its retries are bounded here; a body is bounded by the idle limit.
+      deadline.clear();
+    }
+  }
+
+  /** Reads a whole body, translating an idle-body time-out like any other failure of the step. */
+  private async readBody(res: Response, what: string): Promise<Buffer> {
+    const started = Date.now();
+    try {
+      return Buffer.from(await res.arrayBuffer());
+    } catch (err) {
+      throw this.translate(err, what, { attempts: 1, elapsedMs: Date.now() - started });
     }
   }
 
@@ -509,19 +552,17 @@ export class OciRegistry implements Registry {
       realm.searchParams.append('scope', s);
     }
     const what = `get a token from ${realm.origin}${realm.pathname}`;
-    let res: Response;
-    try {
-      res = await withRetries(async () => {
-        const r = await this.fetchFn(realm, { headers: this.basic ? { authorization: this.basic } : {} });
-        if (isRetryableStatus(r.status)) {
-          await r.body?.cancel();
-          throw new RetryableStatusError(r.status, `${what}: answered ${r.status}`, undefined);
-        }
-        return r;
-      }, this.options.retries);
-    } catch (err) {
-      throw this.translate(err, what);
-    }
+    const res = await this.withinDeadline(what, async (signal) => {
+      const r = await this.fetchFn(realm, {
+        headers: this.basic ? { authorization: this.basic } : {},
+        signal,
+      });
+      if (isRetryableStatus(r.status)) {
+        await r.body?.cancel();
+        throw new RetryableStatusError(r.status, `${what}: answered ${r.status}`, undefined);
+      }
+      return r;
+    });
     if (!res.ok) {
       await res.body?.cancel();
       throw new SlipwayError('REGISTRY_ERROR', `${what}: denied (${res.status})`, {
@@ -568,8 +609,24 @@ export class OciRegistry implements Registry {
     });
   }
 
-  private translate(err: unknown, what: string): SlipwayError {
+  private translate(
+    err: unknown,
+    what: string,
+    tried: { attempts: number; elapsedMs: number } = { attempts: 1, elapsedMs: 0 },
+  ): SlipwayError {
     if (err instanceof SlipwayError) return err;
+    if (isTimeout(err)) {
+      const { attempts, elapsedMs } = tried;
+      const limit = Math.min(this.timeouts.requestMs, this.timeouts.operationMs);
+      return new SlipwayError(
+        'REGISTRY_UNREACHABLE',
+        `${what}: registry ${this.host} did not answer within ${formatDuration(limit)} (${attempts} attempt${attempts === 1 ? '' : 's'} in ${formatDuration(elapsedMs)})`,
+        {
+          resource: this.host,
+          hint: 'the registry (or a proxy in front of it) accepts connections but stopped answering: check its health; --timeout or SLIPWAY_TIMEOUT sets the limit per request',
+        },
+      );
+    }
     if (err instanceof RetryableStatusError) {
       return new SlipwayError(
         'REGISTRY_ERROR',

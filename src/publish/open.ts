@@ -1,5 +1,6 @@
 import type { ECRClient } from '@aws-sdk/client-ecr';
 import { Redactor } from '../core/redact.js';
+import type { Timeouts } from '../core/timeouts.js';
 import { EcrRegistry, ecrClientFor, sdkEcrApi } from './ecr.js';
 import { OciRegistry } from './oci.js';
 import type { Registry } from './registry.js';
@@ -22,6 +23,8 @@ export interface OpenRegistryOptions {
   readonly password?: string;
   /** OCI: force plain http (true) or https (false); default http only for loopback hosts. */
   readonly plainHttp?: boolean;
+  /** Per-request limit and per-operation deadline (default DEFAULT_TIMEOUTS: 30 s and 60 s). */
+  readonly timeouts?: Timeouts;
 }
 
 /** Opens the registry a `--registry` URL names: `ecr://...` (AWS ECR) or `oci://...` (Distribution API). */
@@ -30,7 +33,8 @@ export async function openRegistry(url: string, options: OpenRegistryOptions = {
   const redactor = options.redactor ?? new Redactor();
   if (parsed.kind === 'ecr') {
     const client =
-      options.ecrClient ?? ecrClientFor(parsed.region, options.env, options.retries?.attempts ?? 4);
+      options.ecrClient ??
+      ecrClientFor(parsed.region, options.env, options.retries?.attempts ?? 4, options.timeouts);
     return EcrRegistry.open(parsed, sdkEcrApi(client), redactor);
   }
   const { username, password } = options;
@@ -40,5 +44,6 @@ export async function openRegistry(url: string, options: OpenRegistryOptions = {
     ...(options.fetch ? { fetch: options.fetch } : {}),
     ...(options.retries ? { retries: options.retries } : {}),
     ...(options.plainHttp !== undefined ? { plainHttp: options.plainHttp } : {}),
+    ...(options.timeouts ? { timeouts: options.timeouts } : {}),
   });
 }

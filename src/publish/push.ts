@@ -3,8 +3,10 @@ import { type EventSink, silentSink } from '../core/events.js';
 import type { ImageRef } from '../core/image-ref.js';
 import { LABELS } from '../core/labels.js';
 import { Redactor } from '../core/redact.js';
+import { DEFAULT_TIMEOUTS, type Timeouts } from '../core/timeouts.js';
 import type { EngineAuth, ImageEngine, ImageInfo } from '../engine/image-engine.js';
 import type { Plan, PlannedImage } from '../plan/types.js';
+import { registryWithDeadline } from './bounded-registry.js';
 import type { Registry, RepositorySettings } from './registry.js';
 
 /** Options of {@link pushImages}. */
@@ -30,10 +32,12 @@ export interface PushOptions {
    * before anything is pushed.
    */
   readonly overwriteImmutable?: boolean;
+  /** Bounds the rollback of moving tags after a failure (one operation deadline in all). */
+  readonly timeouts?: Timeouts;
 }
 
 /** Options of {@link moveMovingTags}. */
-export type MoveOptions = Pick<PushOptions, 'sink' | 'signal' | 'redactor'>;
+export type MoveOptions = Pick<PushOptions, 'sink' | 'signal' | 'redactor' | 'timeouts'>;
 
 /** What was published for one image. */
 export interface PushedImage {
@@ -570,7 +574,12 @@ export async function moveMovingTags(
         );
       }
     } catch (err) {
-      throw failure(err, `${m.image.name} (${target})`, await rollBack(registry, moved));
+      const rollbackMs = (options.timeouts ?? DEFAULT_TIMEOUTS).operationMs;
+      throw failure(
+        err,
+        `${m.image.name} (${target})`,
+        await rollBack(registryWithDeadline(registry, rollbackMs), moved),
+      );
     }
     m.image.pushed.push(m.tag);
     m.image.tags.push(m.tag);
@@ -585,7 +594,7 @@ export async function moveMovingTags(
 }
 
 /** Puts moved tags back; returns the sentence describing the moving tags' state. */
-async function rollBack(registry: Registry, moved: Move[]): Promise<string> {
+async function rollBack(registry: Pick<Registry, 'resolve' | 'putTag'>, moved: Move[]): Promise<string> {
   if (moved.length === 0) return 'moving tags were not changed';
   const stuck: string[] = [];
   let restored = 0;

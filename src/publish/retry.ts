@@ -1,4 +1,5 @@
 import pRetry from 'p-retry';
+import type { Timeouts } from '../core/timeouts.js';
 
 /** How registry calls are retried: network errors, 5xx and 429 only. */
 export interface RetryOptions {
@@ -8,6 +9,28 @@ export interface RetryOptions {
   readonly minDelayMs?: number;
   /** Longest delay between attempts, and the cap on an honoured Retry-After (default 20 s). */
   readonly maxDelayMs?: number;
+}
+
+/** The retry defaults: 4 attempts, backoff from 250 ms doubling up to 20 s. */
+export const RETRY_DEFAULTS = { attempts: 4, minDelayMs: 250, maxDelayMs: 20_000 } as const;
+
+/**
+ * The longest one retried registry operation can take when every request stalls: each attempt
+ * waits the full per-request limit, backoffs sit between them, and the operation deadline cuts
+ * the whole short.
+ */
+export function stalledOperationMs(timeouts: Timeouts, retry: RetryOptions = {}): number {
+  const attempts = Math.max(1, retry.attempts ?? RETRY_DEFAULTS.attempts);
+  let total = 0;
+  let delay = retry.minDelayMs ?? RETRY_DEFAULTS.minDelayMs;
+  for (let i = 0; i < attempts; i++) {
+    total += timeouts.requestMs;
+    if (i < attempts - 1) {
+      total += Math.min(delay, retry.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs);
+      delay *= 2;
+    }
+  }
+  return Math.min(total, timeouts.operationMs);
 }
 
 /** A response status worth retrying (5xx, 429), carrying the server's Retry-After. */
@@ -52,11 +75,11 @@ export async function withRetries<T>(
   fn: (attempt: number) => Promise<T>,
   options: RetryOptions & { signal?: AbortSignal; onRetry?: (err: unknown, attempt: number) => void } = {},
 ): Promise<T> {
-  const attempts = Math.max(1, options.attempts ?? 4);
-  const maxDelay = options.maxDelayMs ?? 20_000;
+  const attempts = Math.max(1, options.attempts ?? RETRY_DEFAULTS.attempts);
+  const maxDelay = options.maxDelayMs ?? RETRY_DEFAULTS.maxDelayMs;
   return pRetry(fn, {
     retries: attempts - 1,
-    minTimeout: options.minDelayMs ?? 250,
+    minTimeout: options.minDelayMs ?? RETRY_DEFAULTS.minDelayMs,
     maxTimeout: maxDelay,
     factor: 2,
     ...(options.signal ? { signal: options.signal } : {}),

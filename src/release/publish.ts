@@ -27,7 +27,7 @@ export interface PublishRequest {
 }
 
 /** The ports publishing uses. */
-export type PublishPorts = Pick<Ports, 'engine' | 'registry' | 'sink' | 'redactor' | 'clock'>;
+export type PublishPorts = Pick<Ports, 'engine' | 'registry' | 'sink' | 'redactor' | 'clock' | 'timeouts'>;
 
 /** What {@link publishPlan} built and pushed. */
 export interface PublishResult {
@@ -57,6 +57,7 @@ export async function publishPlan(
     overwriteImmutable: request.overwriteImmutable ?? false,
     sink: ports.sink,
     redactor: ports.redactor,
+    timeouts: ports.timeouts,
     ...signal,
   };
   await prepareRepositories(toPush, ports.registry, pushOptions);

@@ -45,7 +45,7 @@ export interface ReleaseRequest {
 /** The ports a release uses: all of them. */
 export type ReleasePorts = Pick<
   Ports,
-  'engine' | 'registry' | 'pins' | 'verdicts' | 'sources' | 'sink' | 'clock' | 'redactor'
+  'engine' | 'registry' | 'pins' | 'verdicts' | 'sources' | 'sink' | 'clock' | 'redactor' | 'timeouts'
 >;
 
 /** What a release did, stage by stage. */
@@ -103,6 +103,7 @@ export async function release(
   const published = await moveMovingTags(plan, pushed, ports.registry, {
     sink: ports.sink,
     redactor: ports.redactor,
+    timeouts: ports.timeouts,
     ...(request.signal ? { signal: request.signal } : {}),
   });
   const promotions = request.promote ? await promotePins(plan, published, request, ports) : [];

@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
+import { makeTempDir } from '../../test/support/temp.js';
 import { treeDigest } from '../core/tree-digest.js';
 import { readArchive } from '../engine/container-archive.js';
 import { digestDirectory } from '../sources/tree.js';
@@ -51,7 +51,7 @@ const configsTar: TarEntry[] = [
 ];
 
 function templateOnDisk(): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'slipway-smoke-unit-'));
+  const dir = makeTempDir('smoke-unit');
   mkdirSync(path.join(dir, 'hooks'));
   mkdirSync(path.join(dir, 'prompts'));
   writeFileSync(path.join(dir, 'config.yaml'), 'name: platform-agent\n');

@@ -1,7 +1,9 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { Octokit } from '@octokit/rest';
+import { boundedFetch } from '../core/bounded-fetch.js';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
+import { DEFAULT_TIMEOUTS, formatDuration, isTimeout, type Timeouts } from '../core/timeouts.js';
 import { extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
@@ -35,6 +37,7 @@ export class ArchiveTemplateSource implements TreeSource {
   private readonly repo: string;
   private readonly apiUrl: string;
   private readonly octokit: Octokit;
+  private readonly timeouts: Timeouts;
 
   constructor(
     spec: ArchiveSourceSpec,
@@ -51,12 +54,16 @@ export class ArchiveTemplateSource implements TreeSource {
     const api = spec.forge === 'github' && this.apiUrl === DEFAULT_GITHUB_API ? '' : ` (${this.apiUrl})`;
     this.description = `${spec.forge} ${spec.repo}${api}${this.subdir ? `#${this.subdir}` : ''}`;
     ctx.redactor.add(token);
+    this.timeouts = ctx.timeouts ?? DEFAULT_TIMEOUTS;
     this.octokit = new Octokit({
       baseUrl: this.apiUrl,
       log: SILENT_LOG,
       userAgent: 'slipway',
       ...(token ? { auth: token } : {}),
-      request: { ...(ctx.signal ? { signal: ctx.signal } : {}) },
+      request: {
+        fetch: boundedFetch(this.timeouts),
+        ...(ctx.signal ? { signal: ctx.signal } : {}),
+      },
     });
   }
 
@@ -121,6 +128,16 @@ export class ArchiveTemplateSource implements TreeSource {
       return new SlipwayError('INTERRUPTED', `template "${this.ctx.subject}": fetch interrupted`, {
         resource: this.ctx.subject,
       });
+    }
+    if (isTimeout(err)) {
+      return new SlipwayError(
+        'GIT_HOST_UNREACHABLE',
+        `template "${this.ctx.subject}": ${this.apiUrl} did not answer within ${formatDuration(this.timeouts.requestMs)}`,
+        {
+          resource: this.description,
+          hint: 'the API accepted the connection but stopped answering: check it, or raise --timeout / SLIPWAY_TIMEOUT',
+        },
+      );
     }
     if (isUnreachable(err)) {
       return new SlipwayError(

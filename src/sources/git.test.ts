@@ -29,6 +29,9 @@ describe('git source location', () => {
   });
 });
 
+const SSH_30S =
+  'ssh -o BatchMode=yes -o ConnectTimeout=30 -o ServerAliveInterval=30 -o ServerAliveCountMax=1';
+
 describe('git process environment', () => {
   it('puts the token in an origin-scoped header and drops variables that would redirect git', () => {
     const env = gitEnv(
@@ -46,20 +49,35 @@ describe('git process environment', () => {
       PATH: '/bin',
       HOME: '/h',
       GIT_TERMINAL_PROMPT: '0',
-      GIT_SSH_COMMAND: 'ssh -o BatchMode=yes',
+      GIT_SSH_COMMAND: SSH_30S,
       LC_ALL: 'C',
-      GIT_CONFIG_COUNT: '1',
-      GIT_CONFIG_KEY_0: 'http.https://git.example.com/.extraHeader',
-      GIT_CONFIG_VALUE_0: `Authorization: Basic ${Buffer.from('x-access-token:tok3n').toString('base64')}`,
+      GIT_CONFIG_COUNT: '3',
+      GIT_CONFIG_KEY_0: 'http.lowSpeedLimit',
+      GIT_CONFIG_VALUE_0: '1000',
+      GIT_CONFIG_KEY_1: 'http.lowSpeedTime',
+      GIT_CONFIG_VALUE_1: '30',
+      GIT_CONFIG_KEY_2: 'http.https://git.example.com/.extraHeader',
+      GIT_CONFIG_VALUE_2: `Authorization: Basic ${Buffer.from('x-access-token:tok3n').toString('base64')}`,
     });
   });
 
-  it('sends no header without a token or for non-http sources', () => {
-    expect(gitEnv({}, undefined, 'tok3n')).toEqual({
+  it('sends no header without a token or for non-http sources, and bounds stalls by the request limit', () => {
+    expect(gitEnv({}, undefined, 'tok3n', { requestMs: 5_000, operationMs: 10_000 })).toEqual({
       GIT_TERMINAL_PROMPT: '0',
-      GIT_SSH_COMMAND: 'ssh -o BatchMode=yes',
+      GIT_SSH_COMMAND:
+        'ssh -o BatchMode=yes -o ConnectTimeout=5 -o ServerAliveInterval=5 -o ServerAliveCountMax=1',
       LC_ALL: 'C',
-      GIT_CONFIG_COUNT: '0',
+      GIT_CONFIG_COUNT: '2',
+      GIT_CONFIG_KEY_0: 'http.lowSpeedLimit',
+      GIT_CONFIG_VALUE_0: '1000',
+      GIT_CONFIG_KEY_1: 'http.lowSpeedTime',
+      GIT_CONFIG_VALUE_1: '5',
     });
+  });
+
+  it('keeps a GIT_SSH_COMMAND the user set', () => {
+    expect(gitEnv({ GIT_SSH_COMMAND: 'ssh -i key' }, undefined, undefined).GIT_SSH_COMMAND).toBe(
+      'ssh -i key',
+    );
   });
 });

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { SlipwayError } from '../core/errors.js';
+import { DEFAULT_TIMEOUTS, formatDuration, type Timeouts } from '../core/timeouts.js';
 import { extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
@@ -64,11 +65,15 @@ const GIT_LOCATING_ENV = [
   'GIT_CONFIG_COUNT',
 ];
 
-/** Builds the git process environment: no prompts, the token as an http header scoped to the origin. */
+/**
+ * Builds the git process environment: no prompts, the token as an http header scoped to the
+ * origin, and a transfer slower than 1 KiB/s for `timeouts.requestMs` aborted (a stalled host).
+ */
 export function gitEnv(
   base: NodeJS.ProcessEnv,
   origin: string | undefined,
   token: string | undefined,
+  timeouts: Timeouts = DEFAULT_TIMEOUTS,
 ): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(base)) {
@@ -76,9 +81,13 @@ export function gitEnv(
     env[k] = v;
   }
   env.GIT_TERMINAL_PROMPT = '0';
-  env.GIT_SSH_COMMAND ??= 'ssh -o BatchMode=yes';
+  const quietSeconds = Math.max(1, Math.ceil(timeouts.requestMs / 1000));
+  env.GIT_SSH_COMMAND ??= `ssh -o BatchMode=yes -o ConnectTimeout=${quietSeconds} -o ServerAliveInterval=${quietSeconds} -o ServerAliveCountMax=1`;
   env.LC_ALL = 'C';
-  const config: Array<[string, string]> = [];
+  const config: Array<[string, string]> = [
+    ['http.lowSpeedLimit', '1000'],
+    ['http.lowSpeedTime', String(quietSeconds)],
+  ];
   if (token && origin) {
     // In a header via the environment: never in the URL, argv, a file, or git's own messages.
     const basic = Buffer.from(`x-access-token:${token}`).toString('base64');
@@ -107,6 +116,7 @@ export class GitTemplateSource implements TreeSource {
   readonly cacheable = true;
   private readonly location: GitLocation;
   private readonly env: NodeJS.ProcessEnv;
+  private readonly timeouts: Timeouts;
 
   constructor(
     spec: GitSourceSpec,
@@ -119,7 +129,8 @@ export class GitTemplateSource implements TreeSource {
     this.description = `git ${this.location.display}${this.subdir ? `#${this.subdir}` : ''}`;
     const useToken = this.location.httpOrigin ? token : undefined;
     ctx.redactor.add(useToken, this.location.embeddedSecret);
-    this.env = gitEnv(ctx.env, this.location.httpOrigin, useToken);
+    this.timeouts = ctx.timeouts ?? DEFAULT_TIMEOUTS;
+    this.env = gitEnv(ctx.env, this.location.httpOrigin, useToken, this.timeouts);
   }
 
   async fetchTree(ref: string | null, dest: string): Promise<void> {
@@ -213,7 +224,7 @@ export class GitTemplateSource implements TreeSource {
 
   private throwIfUnreachableOrDenied(stderr: string): void {
     if (
-      /Could not resolve host|Failed to connect|Connection refused|Connection timed out|Couldn't connect|Network is unreachable|No route to host|Operation timed out|Could not resolve hostname/i.test(
+      /Could not resolve host|Failed to connect|Connection refused|Connection timed out|Couldn't connect|Network is unreachable|No route to host|Operation timed out|Operation too slow|Could not resolve hostname/i.test(
         stderr,
       )
     ) {
@@ -275,9 +286,25 @@ export class GitTemplateSource implements TreeSource {
         {
           env: this.env,
           maxBuffer: 16 * 1024 * 1024,
+          // One git command (a fetch of a pinned commit) is one operation: it gets the deadline.
+          timeout: this.timeouts.operationMs,
+          killSignal: 'SIGKILL',
           ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
         },
         (err, stdout, stderr) => {
+          if (err && (err as { killed?: boolean }).killed && !this.ctx.signal?.aborted) {
+            reject(
+              new SlipwayError(
+                'GIT_HOST_UNREACHABLE',
+                `template "${this.ctx.subject}": git ${args[0]} from ${this.location.display} did not finish within ${formatDuration(this.timeouts.operationMs)}`,
+                {
+                  resource: this.description,
+                  hint: 'the git host accepted the connection but stopped answering: check it (or your network), or raise --timeout / SLIPWAY_TIMEOUT',
+                },
+              ),
+            );
+            return;
+          }
           if (err && typeof (err as NodeJS.ErrnoException).code === 'string') {
             reject(this.spawnError(err));
             return;

@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
+import type { Timeouts } from '../core/timeouts.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind } from '../manifest/schema.js';
 import type { TemplateSources } from './source.js';
@@ -19,6 +20,8 @@ export interface RemoteCheckOptions {
   /** Scratch space for temporary repositories. */
   readonly tmpDir?: string;
   readonly concurrency?: number;
+  /** Limits for every call to a template host. */
+  readonly timeouts?: Timeouts;
 }
 
 /** One template's pinned commit, checked at its source. */
@@ -56,6 +59,7 @@ export async function checkRemoteCommits(
           redactor,
           ...(options.tmpDir ? { tmpDir: options.tmpDir } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.timeouts ? { timeouts: options.timeouts } : {}),
         });
         sink({
           kind: 'step-start',

@@ -1,6 +1,7 @@
 import { SlipwayError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import type { Redactor } from '../core/redact.js';
+import type { Timeouts } from '../core/timeouts.js';
 import { FULL_SHA_RE } from '../manifest/contract.js';
 import type { SourceKind, Template } from '../manifest/schema.js';
 
@@ -45,6 +46,8 @@ export interface SourceContext {
   readonly tmpDir?: string;
   readonly sink?: EventSink;
   readonly signal?: AbortSignal;
+  /** Limits for every call to the host (default DEFAULT_TIMEOUTS). */
+  readonly timeouts?: Timeouts;
 }
 
 /**

@@ -2,6 +2,7 @@ import { lstat, mkdir, readdir, readFile, readlink, realpath, symlink, writeFile
 import path from 'node:path';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
+import { scanContent } from '../sources/content-scan.js';
 import {
   allowSensitiveFilter,
   isGitPath,
@@ -112,8 +113,10 @@ export interface MaterialiseResult {
   readonly digest: string;
   readonly files: number;
   readonly bytes: number;
-  /** Credential-looking files staged anyway (only with `sensitive: 'warn'`). */
+  /** Credential-looking files staged anyway (only with `sensitive: 'warn'`), `file` or `file:line`. */
   readonly sensitiveStaged: readonly string[];
+  /** Credential-looking files staged because `allowSensitive` lists them, each with what it looks like. */
+  readonly allowedSensitive: readonly ErrorDetail[];
 }
 
 /**
@@ -131,12 +134,20 @@ export async function materialise(
   const allowed = allowSensitiveFilter(options.allowSensitive);
   const staged = found.filter((e) => selected(e.path));
   const sensitive: ErrorDetail[] = [];
+  const allowedSensitive: ErrorDetail[] = [];
   const mode = options.sensitive ?? 'refuse';
   for (const e of mode === 'ignore' ? [] : staged) {
     if (e.type !== 'file') continue;
     const reason = sensitiveReason(e.path, needsContentCheck(e.path) ? e.content : undefined);
-    if (reason !== undefined && !allowed(e.path))
-      sensitive.push({ at: e.path, message: `looks like ${reason}` });
+    // The name decides first; otherwise the content (file:line, never the value).
+    const problems =
+      reason !== undefined
+        ? [{ at: e.path, message: `looks like ${reason}` }]
+        : scanContent(e.content ?? '').map((s) => ({
+            at: `${e.path}:${s.line}`,
+            message: `holds ${s.what}`,
+          }));
+    (allowed(e.path) ? allowedSensitive : sensitive).push(...problems);
   }
   if (sensitive.length > 0 && mode === 'refuse') {
     throw new SlipwayError(
@@ -173,6 +184,7 @@ export async function materialise(
     files: staged.length,
     bytes: staged.reduce((n, e) => n + e.size, 0),
     sensitiveStaged: sensitive.map((d) => d.at),
+    allowedSensitive,
   };
 }
 

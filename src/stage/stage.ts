@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { isSlipwayError, messageOf, SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
+import type { Timeouts } from '../core/timeouts.js';
 import { checkContract } from '../manifest/contract.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind, type Template } from '../manifest/schema.js';
@@ -41,6 +42,8 @@ export interface StageOptions {
   tokens?: SourceTokens;
   /** The template sources port (default: `sourceFor` with `tokens`). */
   sources?: TemplateSources;
+  /** Limits for every call to a template host (default DEFAULT_TIMEOUTS). */
+  timeouts?: Timeouts;
 }
 
 /** The staging directory's path relative to the manifest dir, POSIX, normalised. */
@@ -258,12 +261,13 @@ async function prepareTemplate(run: StageRun, name: string): Promise<Prepared> {
     redactor: run.redactor,
     sink: run.sink,
     signal: run.abort.signal,
+    ...(run.options.timeouts ? { timeouts: run.options.timeouts } : {}),
   });
   const ref = sourceKind(template.source) === 'path' ? null : (template.ref ?? null);
   const temp = path.join(run.root, `.${name}.tmp-${process.pid}-${Math.random().toString(36).slice(2, 10)}`);
   try {
     const result = await fetchAndMaterialise(run, source, ref, temp, selectionOf(run, name, template));
-    warnSensitiveStaged(run, name, result.sensitiveStaged);
+    warnSensitiveStaged(run, name, result);
     verifyRequired(name, template, ref, source, result);
     return { name, temp, entry: recordStaged(run, name, source, ref, result) };
   } catch (err) {
@@ -393,14 +397,24 @@ function atRef(ref: string | null): string {
 }
 
 /** Warns about each credential-looking file staged because the run allows them. */
-function warnSensitiveStaged(run: StageRun, name: string, staged: readonly string[]): void {
-  for (const file of staged) {
+function warnSensitiveStaged(run: StageRun, name: string, result: MaterialiseResult): void {
+  for (const file of result.sensitiveStaged) {
     run.sink({
       kind: 'log',
       stage: 'stage',
       level: 'warn',
       subject: name,
-      message: `staging credential-looking file ${file} because allowSensitive is set`,
+      message: `staging credential-looking file ${file} because the stage run allows sensitive files (allowSensitive option)`,
+    });
+  }
+  // Allowed by the template itself: still said out loud, so nobody bakes a secret by accident.
+  for (const a of result.allowedSensitive) {
+    run.sink({
+      kind: 'log',
+      stage: 'stage',
+      level: 'warn',
+      subject: name,
+      message: `staging ${a.at} (${a.message}): templates.${name}.allowSensitive allows it`,
     });
   }
 }

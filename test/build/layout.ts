@@ -1,12 +1,12 @@
 /** Temp-dir repository layouts for build and preflight tests. */
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, cpSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { type LoadedManifest, loadManifest } from '../../src/manifest/load.js';
 import type { ManifestInput } from '../../src/manifest/schema.js';
 import { digestDirectory } from '../../src/sources/tree.js';
 import { RECEIPT_FILE, type StagingReceipt } from '../../src/stage/receipt.js';
 import { rootImage } from '../support/services.js';
+import { makeTempDir } from '../support/temp.js';
 
 /** The repository root (the reference Dockerfiles and template live there). */
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
@@ -14,10 +14,7 @@ export const repoRoot = path.resolve(import.meta.dirname, '../..');
 export const REF = 'a'.repeat(40);
 
 /** Writes `files` (path -> content; a trailing `*` in the path marks it executable) under a new temp dir. */
-export function writeTree(
-  files: Record<string, string>,
-  dir = mkdtempSync(path.join(tmpdir(), 'slipway-build-')),
-): string {
+export function writeTree(files: Record<string, string>, dir = makeTempDir('build')): string {
   for (const [rel, content] of Object.entries(files)) {
     const exec = rel.endsWith('*');
     const file = path.join(dir, exec ? rel.slice(0, -1) : rel);

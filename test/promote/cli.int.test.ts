@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +8,7 @@ import { openPinStore } from '../../src/promote/open.js';
 import { openRegistry } from '../../src/publish/open.js';
 import { runCli } from '../support/cli.js';
 import { pgUrl, registryAddr, requireServices, rootImage } from '../support/services.js';
+import { makeTempDir } from '../support/temp.js';
 import { digestOf, dropSchema, freshSchemaName, REPO, smoke } from './helpers.js';
 
 let dir: string;
@@ -36,7 +36,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv = {}) {
 
 beforeAll(async () => {
   await requireServices(['postgres', 'registry', 'docker', 'rootImage']);
-  dir = await mkdtemp(path.join(os.tmpdir(), 'slipway-pins-cli-'));
+  dir = makeTempDir('pins-cli');
   await writeFile(path.join(dir, 'manifest.json'), manifestJson());
 });
 
@@ -199,7 +199,7 @@ describe('slipway pins with a real registry', () => {
     const digest = await registry.resolve(repository, 'staging-abc');
     expect(digest).toMatch(/^sha256:[a-f0-9]{64}$/);
 
-    const mdir = await mkdtemp(path.join(os.tmpdir(), 'slipway-pins-reg-'));
+    const mdir = makeTempDir('pins-reg');
     try {
       await writeFile(
         path.join(mdir, 'manifest.json'),

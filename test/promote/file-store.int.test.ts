@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -9,6 +8,7 @@ import { SlipwayError } from '../../src/core/errors.js';
 import { FilePinStore, PinFileSchema } from '../../src/promote/file-store.js';
 import { migratePinStore, openPinStore } from '../../src/promote/open.js';
 import { promote, rollback } from '../../src/promote/promote.js';
+import { makeTempDir } from '../support/temp.js';
 import { digestOf, REPO, smoke } from './helpers.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -16,7 +16,7 @@ const promoter = path.join(here, 'fixtures', 'file-promoter.ts');
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'slipway-pins-'));
+  dir = makeTempDir('pins');
 });
 
 afterAll(async () => {

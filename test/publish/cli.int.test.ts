@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageRef } from '../../src/core/image-ref.js';
@@ -8,6 +7,7 @@ import { runCli } from '../support/cli.js';
 import { EcrTestServer } from '../support/ecr-server.js';
 import { deadPort, RegistryProxy } from '../support/registry-proxy.js';
 import { registryAddr, requireServices, rootImage } from '../support/services.js';
+import { makeTempDir } from '../support/temp.js';
 import { removeImages, uid } from './fixtures.js';
 
 const SHA = 'c0ffee'.repeat(7).slice(0, 40);
@@ -51,7 +51,7 @@ type PushJson = {
 
 beforeAll(async () => {
   await requireServices(['docker', 'registry', 'rootImage']);
-  dir = await mkdtemp(path.join(tmpdir(), 'slipway-push-cli-'));
+  dir = makeTempDir('push-cli');
   await writeFile(
     path.join(dir, 'Dockerfile.platform-agent'),
     // biome-ignore lint/suspicious/noTemplateCurlyInString: a Dockerfile variable, not a JS one
@@ -91,7 +91,7 @@ describe('slipway push (OCI, basic auth)', () => {
   });
 
   it('pushes every image and tag, prints them, and never prints the password', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     await writeManifest(`oci://${proxy.addr}/${prefix}`, `cli-${uid()}`);
     const out = await run(
       ['--json', '--log-format', 'ndjson', '-v', 'push', '--env', 'staging', '--sha', SHA],
@@ -129,7 +129,7 @@ describe('slipway push (OCI, basic auth)', () => {
   });
 
   it('a wrong password fails before any upload, exit 1, and neither password shows', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     await writeManifest(`oci://${proxy.addr}/${prefix}`, `cli-${uid()}`);
     const wrong = `wrong-${uid()}${uid()}`;
     const before = proxy.writes().length;
@@ -149,7 +149,7 @@ describe('slipway push (OCI, basic auth)', () => {
   });
 
   it('the registry stopping after the immutable tags exits 1 and leaves staging-latest where it was', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     await writeManifest(`oci://${proxy.addr}/${prefix}`, `cli-${uid()}`);
     const first = await run(['--json', 'push', '--env', 'staging', '--sha', SHA], env());
     expect(first.code, first.stderr).toBe(0);
@@ -205,7 +205,7 @@ describe('slipway push (ECR)', () => {
 
   it('refuses a missing repository without --create-repos, then creates it with the manifest settings', async () => {
     // ECR has no prefix: unique repositories keep runs apart in the shared registry.
-    const root = `slipway-test-${uid()}`;
+    const root = `slipway-test/${uid()}`;
     await writeManifest('ecr://123456789012.dkr.ecr.us-east-1.amazonaws.com', `cli-${uid()}`, root);
     const e = env();
     const refused = await run(['--json', 'push', '--env', 'staging', '--sha', SHA], e);

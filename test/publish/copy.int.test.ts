@@ -34,7 +34,7 @@ afterAll(async () => {
 describe('copyImage on an OCI registry with bearer-token auth', () => {
   let proxy: RegistryProxy;
   const password = `bearer-pw-${uid()}${uid()}`;
-  const prefix = `slipway-test-${uid()}`;
+  const prefix = `slipway-test/${uid()}`;
   let pushed: Awaited<ReturnType<typeof pushImages>>;
 
   beforeAll(async () => {
@@ -173,7 +173,7 @@ describe('copyImage on ECR', () => {
   });
 
   it('retags by BatchGetImage + PutImage, and a retag to the same digest is a no-op', async () => {
-    const root = `slipway-test-${uid()}`;
+    const root = `slipway-test/${uid()}`;
     const registry = await openRegistry('ecr://123456789012.dkr.ecr.us-east-1.amazonaws.com', {
       env: {
         AWS_ENDPOINT_URL_ECR: ecr.endpoint,

@@ -34,7 +34,7 @@ async function rejection(p: Promise<unknown>): Promise<SlipwayError> {
 
 describe('moving tags are all-or-nothing', () => {
   it('a registry that stops after the immutable tags leaves every moving tag where it was', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     const proxy = await RegistryProxy.start({ upstream: registryAddr });
     try {
       const direct = await openRegistry(`oci://${registryAddr}/${prefix}`);
@@ -77,7 +77,7 @@ describe('moving tags are all-or-nothing', () => {
   });
 
   it('a moving tag that fails after another moved restores the moved one', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     const proxy = await RegistryProxy.start({ upstream: registryAddr });
     try {
       const direct = await openRegistry(`oci://${registryAddr}/${prefix}`);
@@ -146,7 +146,7 @@ describe('registry failures', () => {
   });
 
   it('a transient 503 on a manifest PUT is retried (honouring Retry-After) and the push succeeds', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     const proxy = await RegistryProxy.start({ upstream: registryAddr });
     try {
       proxy.fail({
@@ -195,7 +195,7 @@ describe('ECR repositories', () => {
   });
 
   it('a missing repository without createRepos fails before anything is pushed, naming repository, account and flag', async () => {
-    const root = `slipway-test-${uid()}`;
+    const root = `slipway-test/${uid()}`;
     const plan = planFor(root);
     // The base's repository exists; the agent's does not: the check must still precede every push.
     ecr.repositories.set(`${root}/platform`, settings);
@@ -216,7 +216,7 @@ describe('ECR repositories', () => {
   });
 
   it('createRepos creates missing repositories with the manifest settings', async () => {
-    const root = `slipway-test-${uid()}`;
+    const root = `slipway-test/${uid()}`;
     const registry = await openRegistry('ecr://123456789012.dkr.ecr.us-east-1.amazonaws.com', { env: env() });
     const result = await pushImages(planFor(root), builtOf(v1), registry, {
       engine,

@@ -47,7 +47,7 @@ async function expectPulledBack(
 
 describe('pushImages to an OCI registry', () => {
   it('pushes the base then the agent with every tag, and the pushed digests pull back as the built images', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     const plan = planFor('molecule-ai');
     const tag = `staging-${plan.sha}`;
     const registry = await openRegistry(`oci://${registryAddr}/${prefix}`);
@@ -123,7 +123,7 @@ describe('pushImages to an OCI registry', () => {
   });
 
   it('a second push uploads nothing and reports every tag as skipped', async () => {
-    const prefix = `slipway-test-${uid()}`;
+    const prefix = `slipway-test/${uid()}`;
     const plan = planFor('molecule-ai');
     const first = await pushImages(
       plan,
@@ -163,7 +163,7 @@ describe('pushImages to ECR', () => {
   });
 
   it('creates the repositories, pushes through the ECR token and proxy endpoint, and pulls back the digests', async () => {
-    const root = `slipway-test-${uid()}`;
+    const root = `slipway-test/${uid()}`;
     const plan = planFor(root);
     const tag = `staging-${plan.sha}`;
     const env = {

@@ -35,7 +35,7 @@ describe('credentials never leave the library', () => {
       auth: { mode: 'basic', username: 'robot', password },
     });
     try {
-      const prefix = `slipway-test-${uid()}`;
+      const prefix = `slipway-test/${uid()}`;
       const sink = collectingSink();
       const registry = await openRegistry(`oci://${proxy.addr}/${prefix}`, {
         username: 'robot',
@@ -79,7 +79,7 @@ describe('credentials never leave the library', () => {
         },
       });
       const sink = collectingSink();
-      const root = `slipway-test-${uid()}`;
+      const root = `slipway-test/${uid()}`;
       const result = await pushImages(planFor(root), builtOf(pair), registry, {
         engine,
         repositorySettings: settings,

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isSlipwayError, type SlipwayError } from '../../src/core/errors.js';
 import { collectingSink } from '../../src/core/events.js';
 import { Redactor } from '../../src/core/redact.js';
+import { DEFAULT_TIMEOUTS } from '../../src/core/timeouts.js';
 import { dockerConnectionFromEnv } from '../../src/engine/docker-connection.js';
 import { dockerEngine } from '../../src/engine/docker-engine.js';
 import { type LoadedManifest, loadManifest } from '../../src/manifest/load.js';
@@ -50,6 +51,7 @@ async function portsFor(dir: string, registry: Registry) {
     sink,
     clock: () => new Date(),
     redactor: new Redactor(),
+    timeouts: DEFAULT_TIMEOUTS,
   };
   return { ports, sink, pins };
 }

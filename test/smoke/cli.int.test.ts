@@ -1,5 +1,4 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from 'xmlbuilder2';
@@ -9,6 +8,7 @@ import type { SmokeReport } from '../../src/smoke/report.js';
 import { digestDirectory } from '../../src/sources/tree.js';
 import { runCli } from '../support/cli.js';
 import { registryAddr, requireServices } from '../support/services.js';
+import { makeTempDir } from '../support/temp.js';
 import {
   buildFixture,
   docker,
@@ -23,14 +23,14 @@ const run = uniq();
 const good = `slipway-smoke-test/agent:cli-good-${run}`;
 const stub = `slipway-smoke-test/agent:cli-stub-${run}`;
 const labelled = `slipway-smoke-test/agent:cli-labelled-${run}`;
-const repo = `${registryAddr}/slipway-smoke-test/cli-agent-${run}`;
+const repo = `${registryAddr}/slipway-test/smoke-cli-agent-${run}`;
 const tags = [good, stub, labelled, `${repo}:staging-latest`];
 let digest: string;
 let pushed: string;
 const REF = 'c'.repeat(40);
 
 function manifestDir(withReceipt: boolean): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'slipway-smoke-cli-'));
+  const dir = makeTempDir('smoke-cli');
   writeFileSync(
     path.join(dir, 'manifest.json'),
     JSON.stringify({

@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { create } from 'xmlbuilder2';
@@ -9,6 +7,7 @@ import { recordSmoke } from '../../src/smoke/record.js';
 import { runSmoke } from '../../src/smoke/run.js';
 import { digestDirectory } from '../../src/sources/tree.js';
 import { registryAddr, requireServices } from '../support/services.js';
+import { makeTempDir } from '../support/temp.js';
 import {
   buildFixture,
   docker,
@@ -25,7 +24,7 @@ import {
 const run = uniq();
 const local = `slipway-smoke-test/agent:push-${run}`;
 const stubLocal = `slipway-smoke-test/agent:push-stub-${run}`;
-const repo = `${registryAddr}/slipway-smoke-test/agent-${run}`;
+const repo = `${registryAddr}/slipway-test/smoke-agent-${run}`;
 const tags: string[] = [local, stubLocal];
 let templates: Record<string, { digest: string; ref: string | null }>;
 let pushed: string;
@@ -82,7 +81,7 @@ describe('post-push smoke', () => {
     // The pulled image is the one that was pushed.
     expect((await docker.getImage(`${repo}@${pushed}`).inspect()).Id).toBe(r.evidence.imageId);
 
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'slipway-smoke-pins-')), 'pins.json');
+    const file = path.join(makeTempDir('smoke-pins'), 'pins.json');
     const store = await openPinStore(`file:${file}`);
     try {
       const record = await recordSmoke(store, r, { by: 'ci-bot', at: new Date('2026-01-02T03:04:05Z') });
@@ -153,7 +152,7 @@ describe('post-push smoke', () => {
       '/configs/config.yaml is 218 bytes, below the minimum of 219',
     );
 
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'slipway-smoke-pins-')), 'pins.json');
+    const file = path.join(makeTempDir('smoke-pins'), 'pins.json');
     const store = await openPinStore(`file:${file}`);
     try {
       await recordSmoke(store, r, { by: 'ci-bot' });

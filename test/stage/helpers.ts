@@ -4,7 +4,6 @@ import {
   chmodSync,
   lstatSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -12,10 +11,10 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { LoadedManifest } from '../../src/manifest/load.js';
 import { loadManifest } from '../../src/manifest/load.js';
+import { makeTempDir } from '../support/temp.js';
 
 const GIT_ENV = {
   ...process.env,
@@ -33,7 +32,7 @@ export function git(cwd: string, ...args: string[]): string {
 
 /** A unique temp dir; remember to remove it. */
 export function tempDir(tag: string): string {
-  return mkdtempSync(path.join(os.tmpdir(), `slipway-${tag}-`));
+  return makeTempDir(tag);
 }
 
 /** Writes files (content string; `mode` 0o755 for executables) under `root`. */

@@ -1,7 +1,8 @@
 /**
  * A fault-injecting loopback proxy in front of a real registry, for publish tests: it records
  * every request, can answer chosen requests with an error status, can demand basic or bearer
- * auth (serving its own token endpoint), and can be stopped and restarted on the same port to
+ * auth (serving its own token endpoint), can hold chosen requests without ever answering (a
+ * stalled registry or load balancer), and can be stopped and restarted on the same port to
  * play a registry that goes away mid-run.
  */
 import { randomBytes } from 'node:crypto';
@@ -25,6 +26,17 @@ export interface Fault {
   readonly headers?: Record<string, string>;
 }
 
+/** A stall: requests matching `method` and `path` are read and never answered, `times` times. */
+export interface Stall {
+  readonly method?: string;
+  readonly path: RegExp;
+  times: number;
+  /** When the first matching request arrived (ms since the epoch), 0 until then. */
+  firstAt: number;
+  /** How many requests it held. */
+  held: number;
+}
+
 /** Auth the proxy demands. */
 export type ProxyAuth =
   | { readonly mode: 'basic'; readonly username: string; readonly password: string }
@@ -34,6 +46,7 @@ export type ProxyAuth =
 export class RegistryProxy {
   readonly requests: SeenRequest[] = [];
   private readonly faults: Fault[] = [];
+  private readonly stalls: Stall[] = [];
   private readonly sockets = new Set<net.Socket>();
   private readonly tokens = new Set<string>();
   private server: http.Server;
@@ -63,6 +76,13 @@ export class RegistryProxy {
     const f: Fault = { ...fault, times: fault.times ?? 1 };
     this.faults.push(f);
     return f;
+  }
+
+  /** Holds the next `times` matching requests (default: all of them) open without an answer. */
+  stall(stall: { method?: string; path: RegExp; times?: number }): Stall {
+    const s: Stall = { ...stall, times: stall.times ?? Number.POSITIVE_INFINITY, firstAt: 0, held: 0 };
+    this.stalls.push(s);
+    return s;
   }
 
   /** Requests that wrote to the registry (uploads and manifest PUTs). */
@@ -124,6 +144,17 @@ export class RegistryProxy {
       const token = randomBytes(16).toString('hex');
       this.tokens.add(token);
       reply(200, { 'content-type': 'application/json' }, JSON.stringify({ token }));
+      return;
+    }
+    const stall = this.stalls.find(
+      (s) => s.times > 0 && (!s.method || s.method === seen.method) && s.path.test(seen.path),
+    );
+    if (stall) {
+      stall.times--;
+      stall.held++;
+      stall.firstAt ||= Date.now();
+      // Read the request so the client waits for an answer, then never write one.
+      req.resume();
       return;
     }
     const fault = this.faults.find(

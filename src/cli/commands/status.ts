@@ -1,4 +1,3 @@
-import path from 'node:path';
 import type { Command } from 'commander';
 import { pinStoreUrlFor } from '../../app/settings.js';
 import { parseDuration } from '../../status/duration.js';
