@@ -7,7 +7,7 @@ import { openPinStore } from '../promote/open.js';
 import { openRegistry } from '../publish/open.js';
 import { sourceFor } from '../sources/index.js';
 import type { Clock, Ports } from './ports.js';
-import type { Settings } from './settings.js';
+import { engineTimeoutsOf, type Settings } from './settings.js';
 
 /** Which ports to open, and with what. Ports that need a URL are opened only when it is given. */
 export interface PortRequest {
@@ -49,7 +49,7 @@ export async function openPorts<R extends PortRequest>(
   const redactor = (request.redactor ?? new Redactor()).add(...settings.secrets);
   const timeouts = request.timeouts ?? DEFAULT_TIMEOUTS;
   const base: BasePorts = {
-    engine: dockerEngine(settings.docker),
+    engine: dockerEngine(settings.docker, { timeouts: engineTimeoutsOf(settings) }),
     sources: (template, ctx) => sourceFor(template, { timeouts, ...ctx }, settings.sourceTokens),
     sink: request.sink ?? silentSink,
     clock: request.clock ?? (() => new Date()),

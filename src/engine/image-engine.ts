@@ -16,6 +16,30 @@ export interface EngineAuth {
   readonly serveraddress?: string;
 }
 
+/**
+ * Time limits of engine calls, in milliseconds: the one set of engine limits the composition
+ * root passes to `dockerEngine` (from `SLIPWAY_ENGINE_IDLE_TIMEOUT` / `SLIPWAY_ENGINE_DEADLINE`).
+ */
+export interface EngineTimeouts {
+  /** A pull or push fails when the engine reports no progress for this long. */
+  readonly idleMs: number;
+  /** A pull or push fails when it has not finished after this long in all. */
+  readonly totalMs: number;
+  /**
+   * Every other call (ping, inspect, tag, create, start, exec setup, logs, archive, remove) fails
+   * when the engine does not answer within this long. Builds and the output of a command run in
+   * a container are bounded by their callers, not by this.
+   */
+  readonly callMs: number;
+}
+
+/** The defaults: 60 s without progress or answer, 30 min for a whole pull or push. */
+export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = {
+  idleMs: 60_000,
+  totalMs: 30 * 60_000,
+  callMs: 60_000,
+};
+
 /** A local image, as far as Slipway needs to know it. */
 export interface ImageInfo {
   /** `sha256:` image ID. */

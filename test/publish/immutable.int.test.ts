@@ -36,7 +36,7 @@ function onePlan(): Plan {
 
 /** Publishes `published` under a fresh prefix and returns the plan, the registry and the digest. */
 async function publishFirst() {
-  const prefix = `slipway-test-${uid()}`;
+  const prefix = `slipway-test/${uid()}`;
   const plan = onePlan();
   const registry = await openRegistry(`oci://${registryAddr}/${prefix}`);
   const first = await pushImages(plan, { platform: { id: published } }, registry, {
