@@ -14,6 +14,7 @@ import {
   type ExecOutcome,
   type ImageEngine,
   type ImageInfo,
+  type LayerProgress,
   PullError,
 } from './image-engine.js';
 
@@ -21,7 +22,7 @@ import {
 interface ProgressEvent {
   status?: string;
   id?: string;
-  progressDetail?: { current?: number };
+  progressDetail?: { current?: number; total?: number };
   error?: string;
   errorDetail?: { message?: string };
   aux?: { Tag?: string; Digest?: string; Size?: number };
@@ -208,7 +209,8 @@ export function dockerEngine(
     async removeTag(ref) {
       await call('PUSH_FAILED', `untag ${ref}`, () => docker.getImage(ref).remove({ noprune: true }));
     },
-    push: (target, auth, onLine) => push(streams, follow, call, limits, target, auth, onLine),
+    push: (target, auth, onLine, onProgress) =>
+      push(streams, follow, call, limits, target, auth, onLine, onProgress),
     async pull(ref, auth, options = {}) {
       const redact = options.redact ?? ((t: string) => t);
       const fail = (err: unknown): never => {
@@ -525,6 +527,7 @@ async function push(
   target: ImageRef,
   auth: EngineAuth,
   onLine: (line: string) => void,
+  onProgress: ((progress: LayerProgress) => void) | undefined,
 ): Promise<{ digest: string }> {
   const what = `push ${target}`;
   const events = await call(
@@ -542,6 +545,7 @@ async function push(
           (e) => {
             const line = describePushEvent(e);
             if (line) onLine(line);
+            if (onProgress && e.id && e.status && !e.error) onProgress(layerProgress(e.id, e.status, e));
           },
           limits,
         );
@@ -578,6 +582,17 @@ async function push(
     });
   }
   return { digest };
+}
+
+/** One layer's progress from a push event. */
+function layerProgress(id: string, status: string, e: ProgressEvent): LayerProgress {
+  const d = e.progressDetail;
+  return {
+    id,
+    status,
+    ...(d?.current === undefined ? {} : { current: d.current }),
+    ...(d?.total === undefined ? {} : { total: d.total }),
+  };
 }
 
 /** A readable line for a push event, or null for progress-bar noise. */

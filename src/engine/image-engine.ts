@@ -40,6 +40,14 @@ export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = {
   callMs: 60_000,
 };
 
+/** Progress of one layer of a push, as the engine reports it. */
+export interface LayerProgress {
+  readonly id: string;
+  readonly status: string;
+  readonly current?: number;
+  readonly total?: number;
+}
+
 /** A local image, as far as Slipway needs to know it. */
 export interface ImageInfo {
   /** `sha256:` image ID. */
@@ -136,9 +144,15 @@ export interface ImageEngine {
   removeTag(ref: string): Promise<void>;
   /**
    * Pushes `target` and returns the digest the engine reported; every stream line goes to
-   * `onLine`. Fails with PUSH_FAILED on any error event in the stream or a missing digest.
+   * `onLine`, and each layer's transfer progress to `onProgress`. Fails with PUSH_FAILED on any
+   * error event in the stream, a missing digest, or a stall (see {@link EngineTimeouts}).
    */
-  push(target: ImageRef, auth: EngineAuth, onLine: (line: string) => void): Promise<{ digest: string }>;
+  push(
+    target: ImageRef,
+    auth: EngineAuth,
+    onLine: (line: string) => void,
+    onProgress?: (progress: LayerProgress) => void,
+  ): Promise<{ digest: string }>;
   /**
    * Pulls `ref` and waits for the stream to end, scanning every event. Fails with a
    * {@link PullError} whose message is already redacted by `redact`.

@@ -391,8 +391,11 @@ async function pushTag(
     await engine.tag(p.localId, target);
     run.createdTags.push(target.toString());
   }
-  const { digest } = await engine.push(target, auth, (line) =>
-    sink({ kind: 'output', stage: 'push', subject, line: redactor.redact(line) }),
+  const { digest } = await engine.push(
+    target,
+    auth,
+    (line) => sink({ kind: 'output', stage: 'push', subject, line: redactor.redact(line) }),
+    (layer) => sink({ kind: 'progress', stage: 'push', subject, ...layer }),
   );
   await verifyServed(run, p, tag, target, digest);
   p.pushed.push(tag);
