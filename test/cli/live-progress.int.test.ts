@@ -17,9 +17,10 @@ import { makeTempDir } from '../support/temp.js';
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const run = randomBytes(4).toString('hex');
 const prefix = `slipway-test/live-${run}`;
-// A tmux server of its own (-L): nothing of the user's sessions is touched, and kill-server ends it all.
-const server = `slipway-test-${run}`;
-const tmux = (...args: string[]) => execFileSync('tmux', ['-L', server, ...args], { encoding: 'utf8' });
+// A tmux server of its own on a socket in a temp dir: nothing of the user's sessions is touched,
+// kill-server ends it all, and the socket goes with the temp dir.
+const socket = path.join(makeTempDir('tmux'), 'socket');
+const tmux = (...args: string[]) => execFileSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
 let project: TempProject;
 
 beforeAll(async () => {
