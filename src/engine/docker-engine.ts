@@ -200,7 +200,7 @@ export function dockerEngine(
     },
     inspectImage,
     build: (request, onLine, signal) =>
-      build(docker, follow, translate, inspectImage, request, onLine, signal),
+      build(streams, follow, translate, inspectImage, request, onLine, signal),
     async tag(image, target) {
       await call('PUSH_FAILED', `tag ${image} as ${target}`, () =>
         docker.getImage(image).tag({ repo: target.name, tag: target.tag ?? 'latest' }),
