@@ -12,7 +12,7 @@ import { openPinStore } from '../promote/open.js';
 import { openRegistry } from '../publish/open.js';
 import type { Clock, Ports, TargetPorts } from '../release/ports.js';
 import { sourceFor } from '../sources/index.js';
-import type { Settings } from './settings.js';
+import { engineTimeoutsOf, type Settings } from './settings.js';
 
 /** Which ports to open, and with what. Ports that need a URL are opened only when it is given. */
 export interface PortRequest {
@@ -67,7 +67,7 @@ export async function openPorts<R extends PortRequest>(
   const signer = request.sign ? await loadSigner(settings, request.cwd, request.sign) : null;
   const base: BasePorts = {
     signer,
-    engine: dockerEngine(settings.docker),
+    engine: dockerEngine(settings.docker, { timeouts: engineTimeoutsOf(settings) }),
     sources: (template, ctx) => sourceFor(template, { timeouts, ...ctx }, settings.sourceTokens),
     sink: request.sink ?? silentSink,
     clock: request.clock ?? (() => new Date()),

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { RunnerDescription } from '../attest/statement.js';
+import { parseDuration } from '../core/timeouts.js';
 import { type DockerConnection, dockerConnectionFromEnv } from '../engine/docker-connection.js';
+import { DEFAULT_ENGINE_TIMEOUTS, type EngineTimeouts } from '../engine/image-engine.js';
 import type { SourceTokens } from '../sources/index.js';
 
 /**
@@ -39,6 +41,13 @@ export interface Settings {
   readonly secrets: readonly string[];
   /** `SLIPWAY_TIMEOUT`, unparsed: the per-request limit for remote calls (the `--timeout` flag wins). */
   readonly timeout: string | undefined;
+  /**
+   * `SLIPWAY_ENGINE_IDLE_TIMEOUT`, unparsed: how long the Docker engine may stay silent during a
+   * pull or push, and how long any other engine call may take (default 60s).
+   */
+  readonly engineIdleTimeout: string | undefined;
+  /** `SLIPWAY_ENGINE_DEADLINE`, unparsed: how long one engine pull or push may take in all (default 30m). */
+  readonly engineDeadline: string | undefined;
   /** `SLIPWAY_DEBUG`: show stack traces of unexpected errors. */
   readonly debug: boolean;
   /**
@@ -111,6 +120,8 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
     env,
     secrets: SECRET_VARIABLES.map((k) => env[k]).filter((v): v is string => Boolean(v)),
     timeout: nonEmpty(env.SLIPWAY_TIMEOUT),
+    engineIdleTimeout: nonEmpty(env.SLIPWAY_ENGINE_IDLE_TIMEOUT),
+    engineDeadline: nonEmpty(env.SLIPWAY_ENGINE_DEADLINE),
     debug: Boolean(nonEmpty(env.SLIPWAY_DEBUG)),
     signingKey: nonEmpty(env.SLIPWAY_SIGNING_KEY)
       ? { pem: env.SLIPWAY_SIGNING_KEY as string }
@@ -124,6 +135,22 @@ export function readSettings(env: NodeJS.ProcessEnv): Settings {
       slipway: packageVersion(),
     },
   };
+}
+
+/** The engine's time limits from the settings (a malformed duration is a USAGE error naming the variable). */
+export function engineTimeoutsOf(settings: Settings): EngineTimeouts {
+  const idle =
+    settings.engineIdleTimeout === undefined
+      ? {}
+      : (() => {
+          const ms = parseDuration(settings.engineIdleTimeout, 'SLIPWAY_ENGINE_IDLE_TIMEOUT');
+          return { idleMs: ms, callMs: ms };
+        })();
+  const total =
+    settings.engineDeadline === undefined
+      ? {}
+      : { totalMs: parseDuration(settings.engineDeadline, 'SLIPWAY_ENGINE_DEADLINE') };
+  return { ...DEFAULT_ENGINE_TIMEOUTS, ...idle, ...total };
 }
 
 /** The embedded default pin store: `file:<manifest dir>/.slipway/pins.json`. */

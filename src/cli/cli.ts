@@ -8,6 +8,8 @@ import { Redactor } from '../core/redact.js';
 import { assertContract } from '../manifest/contract.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
 import { ActionsReporter, inActions } from './actions/reporter.js';
+import { openRenderer } from './render/open.js';
+import { chooseRenderer, type Renderer } from './render/renderer.js';
 import { timeoutsOf } from './timeouts.js';
 
 /** Where the CLI writes and what it reads from its process; injectable so tests run it in-process. */
@@ -18,6 +20,11 @@ export interface CliIO {
   readonly cwd: string;
   /** Aborted on SIGINT/SIGTERM so long operations clean up (e.g. smoke removes its container). */
   readonly signal?: AbortSignal;
+  /**
+   * stderr as a stream, given only when it is an interactive terminal: live progress is drawn on
+   * it (outside CI). Without it progress is written as plain lines through `stderr`.
+   */
+  readonly terminal?: NodeJS.WritableStream;
 }
 
 /** Global options every command sees. */
@@ -102,26 +109,44 @@ export class Cli {
     return loaded;
   }
 
-  /** Progress events rendered on stderr (plain lines, or NDJSON with --log-format ndjson). */
+  private chosen: Renderer | undefined;
+
+  /** How progress is shown (src/cli/render): chosen on first use, once the global options are parsed. */
+  get renderer(): Renderer {
+    this.chosen ??= openRenderer(
+      chooseRenderer({
+        logFormat: this.globals.logFormat,
+        ci: this.settings.ci,
+        tty: this.io.terminal !== undefined,
+        term: this.io.env.TERM,
+      }),
+      this.io,
+      (text) => this.redactor.redact(text),
+    );
+    return this.chosen;
+  }
+
+  /** Progress events rendered on stderr: live on a terminal, else plain timestamped lines, or NDJSON. */
   readonly sink: EventSink = (event: SlipwayEvent) => {
-    const { logFormat, verbose } = this.globals;
-    if (event.kind === 'log' && event.level === 'debug' && !verbose) return;
-    this.actions?.event(event);
-    if (logFormat === 'ndjson') {
-      this.io.stderr(`${this.redactor.redact(JSON.stringify(event))}\n`);
-      return;
-    }
-    this.io.stderr(`${this.redactor.redact(renderEvent(event))}\n`);
+    if (event.kind === 'log' && event.level === 'debug' && !this.globals.verbose) return;
+    if (event.kind !== 'progress') this.actions?.event(event);
+    this.renderer.event(event);
   };
 
   /** Writes a diagnostic line to stderr (redacted). */
   log(line: string): void {
-    this.io.stderr(`${this.redactor.redact(line)}\n`);
+    this.renderer.line(line);
+  }
+
+  /** Ends live progress (the run is over); idempotent. */
+  closeOutput(): void {
+    this.chosen?.close();
   }
 
   /** Prints a command's result: one JSON document with --json, else the text form. */
   print(data: unknown, text: string | readonly string[]): void {
     this.actions?.record(data);
+    this.chosen?.pause();
     if (this.globals.json) {
       this.io.stdout(`${this.redactor.redact(JSON.stringify(data, null, 2))}\n`);
     } else {
@@ -133,22 +158,6 @@ export class Cli {
   /** Refuses `--flag` combinations and bad values as a usage error (exit 2). */
   usage(message: string, hint?: string): never {
     throw new SlipwayError('USAGE', message, hint === undefined ? {} : { hint });
-  }
-}
-
-function renderEvent(e: SlipwayEvent): string {
-  const subject = 'subject' in e && e.subject ? ` ${e.subject}` : '';
-  switch (e.kind) {
-    case 'log':
-      return `[${e.stage}]${subject} ${e.level === 'info' ? '' : `${e.level}: `}${e.message}`;
-    case 'step-start':
-      return `[${e.stage}]${subject} ${e.message}`;
-    case 'step-done':
-      return `[${e.stage}]${subject} ${e.skipped ? 'skipped: ' : 'ok: '}${e.message}`;
-    case 'step-failed':
-      return `[${e.stage}]${subject} FAILED: ${e.message}`;
-    case 'output':
-      return `[${e.stage}]${subject} | ${e.line}`;
   }
 }
 

@@ -68,8 +68,19 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
     env: io?.env ?? process.env,
     cwd: io?.cwd ?? process.cwd(),
     ...(io?.signal ? { signal: io.signal } : {}),
+    // Live progress only on the process's own stderr, and only when a person watches it.
+    ...(io?.terminal ? { terminal: io.terminal } : {}),
+    ...(!io?.stderr && process.stderr.isTTY ? { terminal: process.stderr } : {}),
   };
   const { program, cli } = buildProgram(fullIO);
+  try {
+    return await run(program, cli, argv, fullIO);
+  } finally {
+    cli.closeOutput();
+  }
+}
+
+async function run(program: Command, cli: Cli, argv: readonly string[], fullIO: CliIO): Promise<number> {
   try {
     await program.parseAsync(helpAsFlag(argv), { from: 'user' });
     cli.actions?.finish(commandName(program, argv), cli.exitCode);

@@ -27,7 +27,23 @@ export type SlipwayEvent =
   | { kind: 'step-done'; stage: Stage; subject: string; message: string; skipped?: boolean }
   | { kind: 'step-failed'; stage: Stage; subject: string; message: string }
   /** A line of output from a tool (a build step, a container's log). */
-  | { kind: 'output'; stage: Stage; subject: string; line: string };
+  | { kind: 'output'; stage: Stage; subject: string; line: string }
+  /**
+   * Transfer progress of one layer (a push): for live terminal rendering; the plain and NDJSON
+   * renderers drop it, so their output stays one line per step.
+   */
+  | {
+      kind: 'progress';
+      stage: Stage;
+      subject: string;
+      /** The layer (short digest) the progress is about. */
+      id: string;
+      /** The engine's status for it (`Pushing`, `Pushed`, `Layer already exists`, ...). */
+      status: string;
+      /** Bytes done and in all, when the engine says. */
+      current?: number;
+      total?: number;
+    };
 
 /** Receives events. Must not throw. */
 export type EventSink = (event: SlipwayEvent) => void;

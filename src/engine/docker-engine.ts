@@ -8,10 +8,13 @@ import { DEFAULT_DOCKER_SOCKET, type DockerConnection, describeConnection } from
 import {
   type BuildRequest,
   type ContainerSpec,
+  DEFAULT_ENGINE_TIMEOUTS,
   type EngineAuth,
+  type EngineTimeouts,
   type ExecOutcome,
   type ImageEngine,
   type ImageInfo,
+  type LayerProgress,
   PullError,
 } from './image-engine.js';
 
@@ -19,7 +22,7 @@ import {
 interface ProgressEvent {
   status?: string;
   id?: string;
-  progressDetail?: { current?: number };
+  progressDetail?: { current?: number; total?: number };
   error?: string;
   errorDetail?: { message?: string };
   aux?: { Tag?: string; Digest?: string; Size?: number };
@@ -54,7 +57,7 @@ function statusOf(err: unknown): number | undefined {
  * dockerode's modem merges defaults it reads from process.env (DOCKER_HOST, DOCKER_CERT_PATH, ...)
  * under the options it is given: every one of them is named here, so only `connection` decides.
  */
-function dockerodeFor(connection: DockerConnection): Docker {
+function dockerodeFor(connection: DockerConnection, timeoutMs?: number): Docker {
   const cleared = {
     socketPath: undefined,
     host: undefined,
@@ -67,7 +70,25 @@ function dockerodeFor(connection: DockerConnection): Docker {
     username: undefined,
   };
   const options = 'socketPath' in connection ? connection : { ...connection, pathPrefix: '/' };
-  return new Docker({ ...cleared, ...options } as Docker.DockerOptions);
+  // `timeout` is the modem's socket idle limit: the engine must answer (or send more) within it.
+  const timeout = timeoutMs === undefined ? {} : { timeout: timeoutMs };
+  return new Docker({ ...cleared, ...options, ...timeout } as Docker.DockerOptions);
+}
+
+/** `45s`, `2m`, `1m30s`: a limit for messages. */
+function seconds(ms: number): string {
+  const s = Math.max(1, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  return s % 60 === 0 ? `${s / 60}m` : `${Math.floor(s / 60)}m${s % 60}s`;
+}
+
+/** A pull or push the engine stopped reporting progress on, or that outlived its deadline. */
+class StalledError extends Error {}
+
+/** Options of {@link dockerEngine}. */
+export interface DockerEngineOptions {
+  /** Time limits; unset fields take {@link DEFAULT_ENGINE_TIMEOUTS}. */
+  readonly timeouts?: Partial<EngineTimeouts>;
 }
 
 /**
@@ -77,10 +98,15 @@ function dockerodeFor(connection: DockerConnection): Docker {
  */
 export function dockerEngine(
   connection: DockerConnection = { socketPath: DEFAULT_DOCKER_SOCKET },
+  options: DockerEngineOptions = {},
 ): ImageEngine {
-  const docker = dockerodeFor(connection);
-  const follow = (docker.modem as unknown as { followProgress: FollowProgress }).followProgress.bind(
-    docker.modem,
+  const limits: EngineTimeouts = { ...DEFAULT_ENGINE_TIMEOUTS, ...options.timeouts };
+  // Plain calls get the modem's idle limit; streams (build, pull, push, exec output) may be quiet
+  // for longer and are bounded by their own timers instead.
+  const docker = dockerodeFor(connection, limits.callMs);
+  const streams = dockerodeFor(connection);
+  const follow = (streams.modem as unknown as { followProgress: FollowProgress }).followProgress.bind(
+    streams.modem,
   );
   const where = describeConnection(connection);
 
@@ -89,12 +115,15 @@ export function dockerEngine(
     code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
     what: string,
     fn: () => Promise<T>,
-    options: { resource?: string; prefix?: boolean } = {},
+    options: CallOptions = {},
   ): Promise<T> => {
+    const { streaming, ...rest } = options;
+    // A streaming call runs on the client without the modem's limit: its hang-up is not a timeout.
+    const startedAt = streaming ? {} : { startedAt: Date.now() };
     try {
       return await fn();
     } catch (err) {
-      throw translate(code, what, err, options);
+      throw translate(code, what, err, { ...rest, ...startedAt });
     }
   };
 
@@ -102,10 +131,23 @@ export function dockerEngine(
     code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
     what: string,
     err: unknown,
-    options: { resource?: string; prefix?: boolean } = {},
+    options: TranslateOptions = {},
   ): SlipwayError => {
     if (err instanceof SlipwayError) return err;
     const resource = options.resource ?? what;
+    // The modem drops a call whose socket stayed silent for `callMs`; that surfaces as a hang-up.
+    const silent = options.startedAt !== undefined && Date.now() - options.startedAt >= limits.callMs - 50;
+    if (silent && isUnreachable(err)) {
+      return new SlipwayError(
+        'ENGINE_UNREACHABLE',
+        `${what}: the Docker engine at ${where} did not answer within ${seconds(limits.callMs)}`,
+        {
+          hint: 'is dockerd hung or overloaded? (raise SLIPWAY_ENGINE_IDLE_TIMEOUT if it is only slow)',
+          cause: err,
+          resource,
+        },
+      );
+    }
     if (isUnreachable(err)) {
       return new SlipwayError(
         'ENGINE_UNREACHABLE',
@@ -118,6 +160,7 @@ export function dockerEngine(
   };
 
   const inspectImage = async (ref: string): Promise<ImageInfo | null> => {
+    const startedAt = Date.now();
     try {
       const info = await docker.getImage(ref).inspect();
       return {
@@ -129,13 +172,14 @@ export function dockerEngine(
       };
     } catch (err) {
       if (statusOf(err) === 404) return null;
-      throw translate('ENGINE_FAILED', `inspect ${ref}`, err, { resource: ref });
+      throw translate('ENGINE_FAILED', `inspect ${ref}`, err, { resource: ref, startedAt });
     }
   };
 
   /** Retries a removal the engine refuses with 409 (another removal of it is still running). */
   const removeWithRetry = async (what: string, remove: () => Promise<unknown>): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
+      const startedAt = Date.now();
       try {
         await remove();
         return;
@@ -145,7 +189,7 @@ export function dockerEngine(
           await sleep(250);
           continue;
         }
-        throw translate('ENGINE_FAILED', what, err, { prefix: false });
+        throw translate('ENGINE_FAILED', what, err, { prefix: false, startedAt });
       }
     }
   };
@@ -156,7 +200,7 @@ export function dockerEngine(
     },
     inspectImage,
     build: (request, onLine, signal) =>
-      build(docker, follow, translate, inspectImage, request, onLine, signal),
+      build(streams, follow, translate, inspectImage, request, onLine, signal),
     async tag(image, target) {
       await call('PUSH_FAILED', `tag ${image} as ${target}`, () =>
         docker.getImage(image).tag({ repo: target.name, tag: target.tag ?? 'latest' }),
@@ -165,7 +209,8 @@ export function dockerEngine(
     async removeTag(ref) {
       await call('PUSH_FAILED', `untag ${ref}`, () => docker.getImage(ref).remove({ noprune: true }));
     },
-    push: (target, auth, onLine) => push(docker, follow, call, target, auth, onLine),
+    push: (target, auth, onLine, onProgress) =>
+      push(streams, follow, call, limits, target, auth, onLine, onProgress),
     async pull(ref, auth, options = {}) {
       const redact = options.redact ?? ((t: string) => t);
       const fail = (err: unknown): never => {
@@ -174,27 +219,25 @@ export function dockerEngine(
         if (isUnreachable(err)) throw new PullError('engine-unreachable', msg);
         throw new PullError(REGISTRY_UNREACHABLE.test(msg) ? 'registry-unreachable' : 'pull-failed', msg);
       };
-      let stream: NodeJS.ReadableStream;
+      let events: ProgressEvent[];
       try {
-        stream = await docker.pull(ref.toString(), { authconfig: { ...auth } });
-      } catch (err) {
-        return fail(err);
-      }
-      // A stream that ends is not a pull that succeeded: errors arrive as events.
-      await new Promise<void>((resolve, reject) => {
-        follow<ProgressEvent>(
-          stream,
-          (err, events) => {
-            if (err) return reject(err);
-            const bad = events.find((e) => e.error || e.errorDetail);
-            if (bad) return reject(new Error(bad.errorDetail?.message ?? bad.error ?? 'pull failed'));
-            resolve();
-          },
+        events = await followBounded<ProgressEvent>(
+          follow,
+          (signal) => streams.pull(ref.toString(), { authconfig: { ...auth }, abortSignal: signal }),
           (e) => {
             if (e.status && options.onStatus && !e.id) options.onStatus(e.status);
           },
+          limits,
         );
-      }).catch(fail);
+      } catch (err) {
+        if (err instanceof StalledError) {
+          throw new PullError('registry-unreachable', redact(`pull ${ref}: ${err.message}; aborted`));
+        }
+        return fail(err);
+      }
+      // A stream that ends is not a pull that succeeded: errors arrive as events.
+      const bad = events.find((e) => e.error || e.errorDetail);
+      if (bad) fail(new Error(bad.errorDetail?.message ?? bad.error ?? 'pull failed'));
     },
     async createVolume(name, labels) {
       await call(
@@ -258,12 +301,11 @@ export function dockerEngine(
       call(
         'ENGINE_FAILED',
         `exec in ${id.slice(0, 12)}`,
-        () => execIn(docker.getContainer(id), argv, options),
-        {
-          prefix: false,
-        },
+        () => execIn(streams.getContainer(id), (execId) => docker.getExec(execId), argv, options),
+        { prefix: false, streaming: true },
       ),
     async statPath(id, p) {
+      const startedAt = Date.now();
       try {
         const res = (await docker.getContainer(id).infoArchive({ path: p })) as unknown as {
           headers: Record<string, string | undefined>;
@@ -275,16 +317,17 @@ export function dockerEngine(
         return decodePathStat(header);
       } catch (err) {
         if (statusOf(err) === 404) return null;
-        throw translate('ENGINE_FAILED', `stat ${p}`, err, { prefix: false });
+        throw translate('ENGINE_FAILED', `stat ${p}`, err, { prefix: false, startedAt });
       }
     },
     async archive(id, p) {
       let stream: NodeJS.ReadableStream;
+      const startedAt = Date.now();
       try {
         stream = await docker.getContainer(id).getArchive({ path: p });
       } catch (err) {
         if (statusOf(err) === 404) return null;
-        throw translate('ENGINE_FAILED', `archive ${p}`, err, { prefix: false });
+        throw translate('ENGINE_FAILED', `archive ${p}`, err, { prefix: false, startedAt });
       }
       return call('ENGINE_FAILED', `archive ${p}`, () => readArchive(stream), { prefix: false });
     },
@@ -311,18 +354,32 @@ function createOptions(spec: ContainerSpec): Docker.ContainerCreateOptions {
   };
 }
 
+/** How {@link Translate} names a failure; `startedAt` tells a call the modem timed out. */
+interface TranslateOptions {
+  resource?: string;
+  prefix?: boolean;
+  startedAt?: number;
+}
+
 type Translate = (
   code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
   what: string,
   err: unknown,
-  options?: { resource?: string; prefix?: boolean },
+  options?: TranslateOptions,
 ) => SlipwayError;
+
+/** Options of {@link Call}; `streaming` marks a call made on the client without the call limit. */
+interface CallOptions {
+  resource?: string;
+  prefix?: boolean;
+  streaming?: boolean;
+}
 
 type Call = <T>(
   code: 'ENGINE_FAILED' | 'BUILD_FAILED' | 'PUSH_FAILED',
   what: string,
   fn: () => Promise<T>,
-  options?: { resource?: string; prefix?: boolean },
+  options?: CallOptions,
 ) => Promise<T>;
 
 async function build(
@@ -413,35 +470,94 @@ function interrupted(subject: string, signal: AbortSignal): SlipwayError {
   return new SlipwayError('INTERRUPTED', `build ${subject} interrupted`, { resource: subject });
 }
 
+/**
+ * Opens a pull or push stream and follows it to its end, collecting every event. Fails with a
+ * {@link StalledError} (and aborts the request, so the engine cancels the transfer) when no event
+ * arrives for `idleMs`, or the whole takes longer than `totalMs`.
+ */
+async function followBounded<E>(
+  follow: FollowProgress,
+  open: (signal: AbortSignal) => Promise<NodeJS.ReadableStream>,
+  onEvent: (event: E) => void,
+  limits: Pick<EngineTimeouts, 'idleMs' | 'totalMs'>,
+): Promise<E[]> {
+  const controller = new AbortController();
+  let stream: NodeJS.ReadableStream | undefined;
+  let stalled: StalledError | undefined;
+  const expire = (message: string) => {
+    stalled ??= new StalledError(message);
+    controller.abort(stalled);
+    (stream as { destroy?: () => void } | undefined)?.destroy?.();
+  };
+  const idle = setTimeout(
+    () => expire(`the engine reported no progress for ${seconds(limits.idleMs)}`),
+    limits.idleMs,
+  );
+  const total = setTimeout(() => expire(`not finished after ${seconds(limits.totalMs)}`), limits.totalMs);
+  try {
+    const seen: E[] = [];
+    const opened = await open(controller.signal);
+    stream = opened;
+    idle.refresh();
+    return await new Promise<E[]>((resolve, reject) => {
+      controller.signal.addEventListener('abort', () => reject(stalled), { once: true });
+      follow<E>(
+        opened,
+        (err) => (err ? reject(err) : resolve(seen)),
+        (e) => {
+          idle.refresh();
+          seen.push(e);
+          onEvent(e);
+        },
+      );
+    });
+  } catch (err) {
+    throw stalled ?? err;
+  } finally {
+    clearTimeout(idle);
+    clearTimeout(total);
+  }
+}
+
 async function push(
   docker: Docker,
   follow: FollowProgress,
   call: Call,
+  limits: EngineTimeouts,
   target: ImageRef,
   auth: EngineAuth,
   onLine: (line: string) => void,
+  onProgress: ((progress: LayerProgress) => void) | undefined,
 ): Promise<{ digest: string }> {
   const what = `push ${target}`;
-  const stream = await call('PUSH_FAILED', what, () =>
-    // The engine rejects a push without an X-Registry-Auth header, even for an open registry.
-    docker.getImage(target.name).push({ tag: target.tag ?? 'latest', authconfig: { ...auth } }),
-  );
   const events = await call(
     'PUSH_FAILED',
     what,
-    () =>
-      new Promise<ProgressEvent[]>((resolve, reject) => {
-        const seen: ProgressEvent[] = [];
-        follow<ProgressEvent>(
-          stream,
-          (err) => (err ? reject(err) : resolve(seen)),
+    async () => {
+      try {
+        return await followBounded<ProgressEvent>(
+          follow,
+          (signal) =>
+            // The engine rejects a push without an X-Registry-Auth header, even for an open registry.
+            docker
+              .getImage(target.name)
+              .push({ tag: target.tag ?? 'latest', authconfig: { ...auth }, abortSignal: signal }),
           (e) => {
-            seen.push(e);
             const line = describePushEvent(e);
             if (line) onLine(line);
+            if (onProgress && e.id && e.status && !e.error) onProgress(layerProgress(e.id, e.status, e));
           },
+          limits,
         );
-      }),
+      } catch (err) {
+        if (!(err instanceof StalledError)) throw err;
+        throw new SlipwayError('PUSH_FAILED', `${what}: ${err.message}; the push was aborted`, {
+          resource: target.toString(),
+          hint: 'is the registry answering? (raise SLIPWAY_ENGINE_IDLE_TIMEOUT or SLIPWAY_ENGINE_DEADLINE if pushes are only slow)',
+        });
+      }
+    },
+    { streaming: true },
   );
   // A stream that ends is not a push that succeeded: errors arrive as events.
   const failed = events.find((e) => e.error || e.errorDetail);
@@ -468,6 +584,17 @@ async function push(
   return { digest };
 }
 
+/** One layer's progress from a push event. */
+function layerProgress(id: string, status: string, e: ProgressEvent): LayerProgress {
+  const d = e.progressDetail;
+  return {
+    id,
+    status,
+    ...(d?.current === undefined ? {} : { current: d.current }),
+    ...(d?.total === undefined ? {} : { total: d.total }),
+  };
+}
+
 /** A readable line for a push event, or null for progress-bar noise. */
 function describePushEvent(e: ProgressEvent): string | null {
   if (e.error) return `error: ${e.errorDetail?.message ?? e.error}`;
@@ -480,6 +607,7 @@ function describePushEvent(e: ProgressEvent): string | null {
 /** Runs argv in the container and waits (at most `timeoutMs`) for its exit code. */
 async function execIn(
   container: Docker.Container,
+  execById: (id: string) => Docker.Exec,
   argv: readonly string[],
   options: { user?: string; timeoutMs: number },
 ): Promise<ExecOutcome> {
@@ -507,10 +635,12 @@ async function execIn(
     });
   });
   // The stream can end a moment before the engine records the exit code.
-  let info = await exec.inspect();
+  // Inspected through the bounded client: the exec's own client has no call time limit.
+  const bounded = execById(exec.id);
+  let info = await bounded.inspect();
   for (let i = 0; i < 20 && (info.Running || info.ExitCode === null); i++) {
     await sleep(50);
-    info = await exec.inspect();
+    info = await bounded.inspect();
   }
   const { stdout, stderr } = demuxDockerStream(Buffer.concat(chunks));
   return { exitCode: info.ExitCode ?? -1, stdout, stderr };

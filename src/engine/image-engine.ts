@@ -16,6 +16,38 @@ export interface EngineAuth {
   readonly serveraddress?: string;
 }
 
+/**
+ * Time limits of engine calls, in milliseconds: the one set of engine limits the composition
+ * root passes to `dockerEngine` (from `SLIPWAY_ENGINE_IDLE_TIMEOUT` / `SLIPWAY_ENGINE_DEADLINE`).
+ */
+export interface EngineTimeouts {
+  /** A pull or push fails when the engine reports no progress for this long. */
+  readonly idleMs: number;
+  /** A pull or push fails when it has not finished after this long in all. */
+  readonly totalMs: number;
+  /**
+   * Every other call (ping, inspect, tag, create, start, exec setup, logs, archive, remove) fails
+   * when the engine does not answer within this long. Builds and the output of a command run in
+   * a container are bounded by their callers, not by this.
+   */
+  readonly callMs: number;
+}
+
+/** The defaults: 60 s without progress or answer, 30 min for a whole pull or push. */
+export const DEFAULT_ENGINE_TIMEOUTS: EngineTimeouts = {
+  idleMs: 60_000,
+  totalMs: 30 * 60_000,
+  callMs: 60_000,
+};
+
+/** Progress of one layer of a push, as the engine reports it. */
+export interface LayerProgress {
+  readonly id: string;
+  readonly status: string;
+  readonly current?: number;
+  readonly total?: number;
+}
+
 /** A local image, as far as Slipway needs to know it. */
 export interface ImageInfo {
   /** `sha256:` image ID. */
@@ -112,9 +144,15 @@ export interface ImageEngine {
   removeTag(ref: string): Promise<void>;
   /**
    * Pushes `target` and returns the digest the engine reported; every stream line goes to
-   * `onLine`. Fails with PUSH_FAILED on any error event in the stream or a missing digest.
+   * `onLine`, and each layer's transfer progress to `onProgress`. Fails with PUSH_FAILED on any
+   * error event in the stream, a missing digest, or a stall (see {@link EngineTimeouts}).
    */
-  push(target: ImageRef, auth: EngineAuth, onLine: (line: string) => void): Promise<{ digest: string }>;
+  push(
+    target: ImageRef,
+    auth: EngineAuth,
+    onLine: (line: string) => void,
+    onProgress?: (progress: LayerProgress) => void,
+  ): Promise<{ digest: string }>;
   /**
    * Pulls `ref` and waits for the stream to end, scanning every event. Fails with a
    * {@link PullError} whose message is already redacted by `redact`.

@@ -1,6 +1,7 @@
-import { messageOf, SlipwayError } from '../core/errors.js';
+import { type ErrorDetail, messageOf, SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
 import type { ImageRef } from '../core/image-ref.js';
+import { LABELS } from '../core/labels.js';
 import { Redactor } from '../core/redact.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from '../core/timeouts.js';
 import type { EngineAuth, ImageEngine, ImageInfo } from '../engine/image-engine.js';
@@ -25,6 +26,12 @@ export interface PushOptions {
    * {@link moveMovingTags} (e.g. after smoke passed on the pushed digests).
    */
   readonly holdMovingTags?: boolean;
+  /**
+   * Overwrite an immutable tag that already names an image built from other inputs (logged as a
+   * warning naming both digests). Without it such a push is refused with IMMUTABLE_TAG_CONFLICT
+   * before anything is pushed.
+   */
+  readonly overwriteImmutable?: boolean;
   /** Bounds the rollback of moving tags after a failure (one operation deadline in all). */
   readonly timeouts?: Timeouts;
 }
@@ -61,7 +68,26 @@ interface Progress {
   digest: string | undefined;
   readonly pushed: string[];
   readonly skipped: string[];
+  /** What each immutable tag names in the registry, read before anything is pushed. */
+  readonly published: Map<string, Published>;
+  /** The digest of a published image built from the same inputs, which this run reuses. */
+  reuse: string | undefined;
 }
+
+/** What the registry holds under one immutable tag, compared with the local image. */
+type Published =
+  | { readonly kind: 'absent' }
+  /** The local image itself. */
+  | { readonly kind: 'same'; readonly digest: string }
+  /** Another image built from the same inputs (equal `dev.slipway.input-digest` labels). */
+  | { readonly kind: 'same-inputs'; readonly digest: string; readonly inputDigest: string }
+  /** An image built from other inputs: a conflict, unless the run may overwrite immutable tags. */
+  | {
+      readonly kind: 'other';
+      readonly digest: string;
+      readonly configDigest: string | null;
+      readonly inputDigest: string | null;
+    };
 
 /**
  * Checks (or, with `createRepos`, creates) the repository of every image in the plan, so a
@@ -117,6 +143,8 @@ interface PushRun {
   changed: boolean;
   /** Local tags this run added to push under; removed again at the end. */
   readonly createdTags: string[];
+  /** Overwrite immutable tags that name images built from other inputs (logged). */
+  readonly overwriteImmutable: boolean;
   checkAbort(): void;
   failure(err: unknown, where: string, state: string): SlipwayError;
 }
@@ -129,6 +157,7 @@ function startPush(registry: Registry, options: PushOptions): PushRun {
     redactor: options.redactor ?? new Redactor(),
     changed: false,
     createdTags: [],
+    overwriteImmutable: options.overwriteImmutable ?? false,
     checkAbort() {
       if (options.signal?.aborted) {
         throw new SlipwayError('INTERRUPTED', 'push interrupted; moving tags were not changed');
@@ -166,6 +195,8 @@ function planProgress(
       digest: undefined,
       pushed: [],
       skipped: [],
+      published: new Map(),
+      reuse: undefined,
     };
   });
 }
@@ -180,8 +211,23 @@ async function checkRepositories(plan: Plan, run: PushRun, options: PushOptions)
   }
 }
 
-/** Pushes and verifies every immutable tag, bases first; always removes the local tags it added. */
+/**
+ * Reads what every immutable tag already names (refusing conflicts before anything moves), then
+ * pushes and verifies every immutable tag, bases first; always removes the local tags it added.
+ */
 async function pushImmutableTags(progress: readonly Progress[], run: PushRun): Promise<void> {
+  const locals = new Map<Progress, ImageInfo>();
+  for (const p of progress) {
+    run.checkAbort();
+    try {
+      const local = await localImage(run, p);
+      locals.set(p, local);
+      await readPublished(run, p, local);
+    } catch (err) {
+      throw run.failure(err, p.image.name, 'nothing was pushed; no tag was changed');
+    }
+  }
+  refuseConflicts(progress, locals, run);
   const auth = await run.registry.engineAuth();
   run.redactor.add(auth.password);
   try {
@@ -191,7 +237,7 @@ async function pushImmutableTags(progress: readonly Progress[], run: PushRun): P
         const target = p.ref.withTag(tag);
         try {
           // Every tag is pushed (a short-circuiting `??=` would skip the later ones).
-          const digest = await pushTag(run, p, tag, target, auth);
+          const digest = await pushTag(run, p, locals.get(p) as ImageInfo, tag, target, auth);
           p.digest ??= digest;
         } catch (err) {
           throw run.failure(err, `${p.image.name} (${target})`, 'no moving tag was changed');
@@ -203,75 +249,159 @@ async function pushImmutableTags(progress: readonly Progress[], run: PushRun): P
   }
 }
 
-/** Pushes one tag unless the registry already serves the local image under it; returns the digest. */
-async function pushTag(
-  run: PushRun,
-  p: Progress,
-  tag: string,
-  target: ImageRef,
-  auth: EngineAuth,
-): Promise<string> {
-  const { engine, sink, redactor } = run;
-  const subject = p.image.name;
-  const local = await engine.inspectImage(p.localId);
+/** The local image the build produced. */
+async function localImage(run: PushRun, p: Progress): Promise<ImageInfo> {
+  const local = await run.engine.inspectImage(p.localId);
   if (!local) {
     throw new SlipwayError('PUSH_FAILED', `the engine has no image ${p.localId}`, {
       resource: p.localId,
       hint: 'the built image was removed; build again',
     });
   }
-  const present = await alreadyPublished(run, p, local, tag, target);
-  if (present !== null) return present;
-  sink({ kind: 'step-start', stage: 'push', subject, message: `pushing ${target}` });
-  if (!local.repoTags.includes(target.toString())) {
-    await engine.tag(p.localId, target);
-    run.createdTags.push(target.toString());
-  }
-  run.changed = true;
-  const { digest } = await engine.push(target, auth, (line) =>
-    sink({ kind: 'output', stage: 'push', subject, line: redactor.redact(line) }),
-  );
-  await verifyServed(run, p, tag, target, digest);
-  p.pushed.push(tag);
-  sink({ kind: 'step-done', stage: 'push', subject, message: `${target}@${digest}` });
-  return digest;
+  return local;
 }
 
 /**
- * The digest `tag` already resolves to when that is the local image (known by its repository
- * digest, or by the manifest's config digest), else null; warns when it names another image.
+ * Records what each immutable tag of `p` names: nothing, the local image (known by its repository
+ * digest, or by the manifest's config digest), an image built from the same inputs, or another image.
  */
-async function alreadyPublished(
+async function readPublished(run: PushRun, p: Progress, local: ImageInfo): Promise<void> {
+  const { registry } = run;
+  const repository = p.image.repository;
+  for (const tag of p.image.immutableTags) {
+    const remote = await registry.resolve(repository, tag);
+    if (remote === null) {
+      p.published.set(tag, { kind: 'absent' });
+      continue;
+    }
+    if (local.repoDigests.includes(`${p.ref.name}@${remote}`)) {
+      p.published.set(tag, { kind: 'same', digest: remote });
+      continue;
+    }
+    const details = await registry.imageDetails(repository, remote);
+    const configDigest = details?.configDigest ?? null;
+    const inputs = local.labels[LABELS.inputDigest];
+    if (configDigest === local.id) {
+      p.published.set(tag, { kind: 'same', digest: remote });
+    } else if (inputs !== undefined && details?.labels[LABELS.inputDigest] === inputs) {
+      p.published.set(tag, { kind: 'same-inputs', digest: remote, inputDigest: inputs });
+      p.reuse ??= remote;
+    } else {
+      p.published.set(tag, {
+        kind: 'other',
+        digest: remote,
+        configDigest,
+        inputDigest: details?.labels[LABELS.inputDigest] ?? null,
+      });
+    }
+  }
+}
+
+/**
+ * Refuses, before anything is pushed, every immutable tag that names an image built from other
+ * inputs; with `overwriteImmutable` each one is logged instead and overwritten by its push.
+ */
+function refuseConflicts(
+  progress: readonly Progress[],
+  locals: ReadonlyMap<Progress, ImageInfo>,
+  run: PushRun,
+): void {
+  const conflicts: Array<ErrorDetail & { where: string }> = [];
+  for (const p of progress) {
+    const local = locals.get(p) as ImageInfo;
+    for (const [tag, published] of p.published) {
+      if (published.kind !== 'other') continue;
+      const target = p.ref.withTag(tag);
+      const message =
+        `${target} already names ${published.digest} (image ${published.configDigest ?? 'unknown'}, ` +
+        `inputs ${published.inputDigest ?? 'unlabelled'}), not the local image ${local.id} ` +
+        `(inputs ${local.labels[LABELS.inputDigest] ?? 'unlabelled'})`;
+      conflicts.push({ where: `${p.image.name} (${target})`, at: target.toString(), message });
+    }
+  }
+  if (conflicts.length === 0) return;
+  if (run.overwriteImmutable) {
+    for (const c of conflicts) {
+      run.sink({
+        kind: 'log',
+        stage: 'push',
+        level: 'warn',
+        subject: c.where,
+        message: `overwriting immutable tag (--overwrite-immutable): ${c.message}`,
+      });
+    }
+    return;
+  }
+  const first = conflicts[0] as ErrorDetail & { where: string };
+  const more = conflicts.length > 1 ? ` (and ${conflicts.length - 1} more immutable tag(s))` : '';
+  throw run.failure(
+    new SlipwayError('IMMUTABLE_TAG_CONFLICT', `immutable tag ${first.message}${more}`, {
+      resource: first.at,
+      hint: 'an immutable tag is never rewritten: publish from a new commit (--sha), or, if the published image must be replaced, rerun with --overwrite-immutable (logged)',
+      details: conflicts.map(({ at, message }) => ({ at, message })),
+    }),
+    first.where,
+    'nothing was pushed; no tag was changed',
+  );
+}
+
+/**
+ * Publishes one immutable tag and returns the digest it names: nothing moves when it already
+ * names the local image or one built from the same inputs; a missing tag is pointed at a reused
+ * image by manifest copy, else the engine pushes the local image.
+ */
+async function pushTag(
   run: PushRun,
   p: Progress,
   local: ImageInfo,
   tag: string,
   target: ImageRef,
-): Promise<string | null> {
-  const { registry, sink } = run;
+  auth: EngineAuth,
+): Promise<string> {
+  const { engine, sink, redactor } = run;
   const subject = p.image.name;
-  const remote = await registry.resolve(p.image.repository, tag);
-  if (remote === null) return null;
-  const known = local.repoDigests.includes(`${p.ref.name}@${remote}`);
-  if (known || (await registry.configDigest(p.image.repository, remote)) === local.id) {
+  const published = p.published.get(tag) ?? { kind: 'absent' };
+  if (published.kind === 'same' || published.kind === 'same-inputs') {
     p.skipped.push(tag);
+    const why =
+      published.kind === 'same'
+        ? 'already present'
+        : `already published from the same inputs (${published.inputDigest}); reusing it, nothing pushed`;
     sink({
       kind: 'step-done',
       stage: 'push',
       subject,
-      message: `${target}@${remote} already present`,
+      message: `${target}@${published.digest} ${why}`,
       skipped: true,
     });
-    return remote;
+    return published.digest;
   }
-  sink({
-    kind: 'log',
-    stage: 'push',
-    level: 'warn',
-    subject,
-    message: `${target} points at ${remote}, another image; overwriting it`,
-  });
-  return null;
+  run.changed = true;
+  if (published.kind === 'absent' && p.reuse !== undefined) {
+    // Another immutable tag of this image reuses a published image: point this one at it too.
+    sink({ kind: 'step-start', stage: 'push', subject, message: `tagging ${target} as ${p.reuse}` });
+    await run.registry.putTag(p.image.repository, p.reuse, tag);
+    await verifyServed(run, p, tag, target, p.reuse);
+    p.pushed.push(tag);
+    sink({ kind: 'step-done', stage: 'push', subject, message: `${target}@${p.reuse}` });
+    return p.reuse;
+  }
+  sink({ kind: 'step-start', stage: 'push', subject, message: `pushing ${target}` });
+  if (!local.repoTags.includes(target.toString())) {
+    await engine.tag(p.localId, target);
+    run.createdTags.push(target.toString());
+  }
+  const { digest } = await engine.push(
+    target,
+    auth,
+    (line) => sink({ kind: 'output', stage: 'push', subject, line: redactor.redact(line) }),
+    (layer) => sink({ kind: 'progress', stage: 'push', subject, ...layer }),
+  );
+  await verifyServed(run, p, tag, target, digest);
+  p.pushed.push(tag);
+  const overwrote = published.kind === 'other' ? ` (overwrote ${published.digest})` : '';
+  sink({ kind: 'step-done', stage: 'push', subject, message: `${target}@${digest}${overwrote}` });
+  return digest;
 }
 
 /** Refuses a push whose digest the registry does not serve under the tag afterwards. */

@@ -18,6 +18,11 @@ export interface PublishRequest {
    * does, once every pushed digest passed smoke).
    */
   readonly holdMovingTags?: boolean;
+  /**
+   * Overwrite an immutable tag that names an image built from other inputs, logging both digests
+   * (`--overwrite-immutable`); without it the push is refused with IMMUTABLE_TAG_CONFLICT.
+   */
+  readonly overwriteImmutable?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -49,6 +54,7 @@ export async function publishPlan(
     createRepos: request.createRepos ?? false,
     repositorySettings: loaded.manifest.publish.ecr,
     holdMovingTags: request.holdMovingTags ?? false,
+    overwriteImmutable: request.overwriteImmutable ?? false,
     sink: ports.sink,
     redactor: ports.redactor,
     timeouts: ports.timeouts,

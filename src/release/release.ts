@@ -32,6 +32,8 @@ export interface ReleaseRequest extends AttestRequest {
   /** Move every manifest pin to its image's verified digest at the end. */
   readonly promote?: boolean;
   readonly createRepos?: boolean;
+  /** Overwrite immutable tags that name images built from other inputs (logged; see PublishRequest). */
+  readonly overwriteImmutable?: boolean;
   readonly buildArgs?: Readonly<Record<string, string>>;
   readonly noCache?: boolean;
   /** Running in CI: strict verification, and no smoke skip. */
@@ -102,6 +104,7 @@ export async function release(
     {
       holdMovingTags: true,
       createRepos: request.createRepos ?? false,
+      overwriteImmutable: request.overwriteImmutable ?? false,
       noCache: request.noCache ?? false,
       ...(request.signal ? { signal: request.signal } : {}),
     },

@@ -31,6 +31,7 @@ const STAGE_OF: Partial<Record<ErrorCode, Stage>> = {
   REGISTRY_ERROR: 'push',
   REPOSITORY_NOT_FOUND: 'push',
   DIGEST_MISMATCH: 'push',
+  IMMUTABLE_TAG_CONFLICT: 'push',
   REGISTRY_UNREACHABLE: 'push',
   SMOKE_FAILED: 'smoke',
   SMOKE_SPEC_INVALID: 'smoke',

@@ -15,6 +15,7 @@ interface PushCommandOptions extends Omit<PlanCommandOptions, 'env'> {
   env?: string;
   registry?: string;
   createRepos: boolean;
+  overwriteImmutable: boolean;
   plan?: string;
 }
 
@@ -34,6 +35,11 @@ export function registerPush(program: Command, cli: Cli): void {
     .option('--sha <sha>', 'source revision (default: git rev-parse HEAD in the manifest directory)')
     .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
     .option('--create-repos', 'create missing ECR repositories with the manifest publish.ecr settings', false)
+    .option(
+      '--overwrite-immutable',
+      'overwrite an immutable tag that names an image built from other inputs (logged; refused without it)',
+      false,
+    )
     .option('--plan <file>', 'execute a plan made earlier with `slipway plan --json`')
     .action(async (images: string[], opts: PushCommandOptions) => {
       const loaded = await cli.loadManifest();
@@ -63,6 +69,7 @@ export function registerPush(program: Command, cli: Cli): void {
           {
             only: images,
             createRepos: opts.createRepos,
+            overwriteImmutable: opts.overwriteImmutable,
             ...(cli.io.signal ? { signal: cli.io.signal } : {}),
           },
           ports,

@@ -19,6 +19,7 @@ interface ReleaseCommandOptions {
   promote: boolean;
   toRegistry?: string;
   createRepos: boolean;
+  overwriteImmutable: boolean;
   buildArg: string[];
   cache: boolean;
   junit?: string;
@@ -53,6 +54,11 @@ export function registerRelease(program: Command, cli: Cli): void {
       'create missing ECR repositories (with the manifest publish.ecr settings)',
       false,
     )
+    .option(
+      '--overwrite-immutable',
+      'overwrite an immutable tag that names an image built from other inputs (logged; refused without it)',
+      false,
+    )
     .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
     .option('--no-cache', 'rebuild even when up to date')
     .option('--junit <file>', 'write every smoke report as JUnit XML (also when a smoke fails)')
@@ -85,6 +91,7 @@ export function registerRelease(program: Command, cli: Cli): void {
           by,
           promote: opts.promote,
           createRepos: opts.createRepos,
+          overwriteImmutable: opts.overwriteImmutable,
           buildArgs: parseBuildArgs(cli, opts.buildArg),
           noCache: !opts.cache,
           ci: cli.settings.ci,
