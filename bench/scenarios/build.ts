@@ -19,7 +19,14 @@ export function buildGroup(config: BenchConfig): Group {
     label: 'slipway build (up to date)',
     does: '`slipway build --env bench`: preflight both Dockerfiles, plan (context walk and digest), find both images up to date by their input digest; no build request reaches the engine',
     async run(_rep, runner) {
-      const out = await ready().slipway(runner, ['--json', 'build', '--env', 'bench']);
+      const out = await ready().slipway(runner, [
+        '--json',
+        'build',
+        '--env',
+        'bench',
+        '--build-arg',
+        `ROOT_IMAGE=${config.rootImage}`,
+      ]);
       if (!/"reused":\s*true/.test(out) || /"reused":\s*false/.test(out))
         throw new Error(`build: slipway rebuilt an image:\n${out.slice(0, 400)}`);
     },
@@ -43,7 +50,13 @@ export function buildGroup(config: BenchConfig): Group {
     async setup() {
       wd = await workdir(config, 'build');
       await wd.slipway(plainRunner, ['stage']);
-      await wd.slipway(plainRunner, ['build', '--env', 'bench']);
+      await wd.slipway(plainRunner, [
+        'build',
+        '--env',
+        'bench',
+        '--build-arg',
+        `ROOT_IMAGE=${config.rootImage}`,
+      ]);
       await wd.dockerBuilds(plainRunner, false);
       notes.push(`build: the repository's manifest in ${path.basename(wd.dir)}, images under ${wd.prefix}`);
     },

@@ -34,7 +34,16 @@ export function releaseGroup(config: BenchConfig): Group {
         caches.add(cache);
       },
       async run(_rep, runner) {
-        const args = ['release', '--env', 'bench', '--pins', pins(), ...(cold ? ['--no-cache'] : [])];
+        const args = [
+          'release',
+          '--env',
+          'bench',
+          '--build-arg',
+          `ROOT_IMAGE=${config.rootImage}`,
+          '--pins',
+          pins(),
+          ...(cold ? ['--no-cache'] : []),
+        ];
         await ready().slipway(runner, args, { ...config.env, ...(cold ? { XDG_CACHE_HOME: cache } : {}) });
       },
       async after() {
@@ -122,7 +131,16 @@ export function releaseGroup(config: BenchConfig): Group {
     ],
     async setup() {
       wd = await workdir(config, 'release');
-      const out = await wd.slipway(plainRunner, ['--json', 'release', '--env', 'bench', '--pins', pins()]);
+      const out = await wd.slipway(plainRunner, [
+        '--json',
+        'release',
+        '--env',
+        'bench',
+        '--build-arg',
+        `ROOT_IMAGE=${config.rootImage}`,
+        '--pins',
+        pins(),
+      ]);
       const digest = out.match(/platform-agent[^}]*?(sha256:[0-9a-f]{64})/s)?.[1];
       if (!digest)
         throw new Error(`release: no platform-agent digest in the release output:\n${out.slice(0, 400)}`);
