@@ -179,8 +179,9 @@ export interface ContextDir {
 
 /** A directory of `files` files totalling about `totalBytes` (mixed text and binary, nested 3 deep). */
 export async function contextDir(root: string, files: number, totalBytes: number): Promise<ContextDir> {
-  const dir = path.join(root, `context-${files}-${totalBytes}`);
-  const marker = path.join(root, `context-${files}-${totalBytes}.json`);
+  // v2: sizes scaled so the total is about `totalBytes` (v1 came out at three quarters of it).
+  const dir = path.join(root, `context-v2-${files}-${totalBytes}`);
+  const marker = path.join(root, `context-v2-${files}-${totalBytes}.json`);
   try {
     return JSON.parse(await readFile(marker, 'utf8')) as ContextDir;
   } catch {
@@ -191,9 +192,9 @@ export async function contextDir(root: string, files: number, totalBytes: number
   const avg = Math.floor(totalBytes / files);
   let bytes = 0;
   for (let i = 0; i < files; i += 1) {
-    // Sizes from avg/8 to ~2*avg, a few large files among many small ones.
+    // Mostly small files and a few large ones (every 500th is 40x the mean); the mean is about avg.
     const r = rand(2).readUInt16LE(0) / 65535;
-    const n = i % 500 === 0 ? avg * 40 : Math.max(64, Math.floor(avg * (0.125 + 1.6 * r * r)));
+    const n = i % 500 === 0 ? avg * 40 : Math.max(64, Math.floor(avg * (0.15 + 2.25 * r * r)));
     const rel = `src/m${i % 20}/p${Math.floor(i / 20) % 50}/f${i}.${i % 3 === 0 ? 'bin' : 'txt'}`;
     await put(path.join(dir, rel), i % 3 === 0 ? rand(n) : text(rand, n));
     bytes += n;

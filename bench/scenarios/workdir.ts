@@ -81,14 +81,22 @@ export async function workdir(config: BenchConfig, group: string): Promise<Workd
       );
     },
     async dispose() {
-      // Every local image this group made carries its prefix; dependents first (newest first).
-      const { stdout } = await plainRunner.run('docker', ['images', '--format', '{{.Repository}}:{{.Tag}}']);
-      const mine = stdout
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l.includes(`slipway-bench/${config.runId}/${group}/`));
-      for (const ref of mine)
-        await plainRunner.run('docker', ['image', 'rm', '--force', ref], { allowFail: true });
+      // Every local image this group made carries its prefix, tagged or left dangling by a
+      // rebuild (`<none>` tag): removed by ID, dependents first (docker lists the newest first).
+      // A base whose dependent was still there is left by one pass: a few passes.
+      for (let pass = 0; pass < 3; pass += 1) {
+        const { stdout } = await plainRunner.run('docker', ['images', '--format', '{{.Repository}} {{.ID}}']);
+        const mine = new Set(
+          stdout
+            .split('\n')
+            .filter((l) => l.startsWith(`${config.registryAddr}/slipway-bench/${config.runId}/${group}/`))
+            .map((l) => l.split(' ')[1] ?? '')
+            .filter(Boolean),
+        );
+        if (mine.size === 0) break;
+        for (const id of mine)
+          await plainRunner.run('docker', ['image', 'rm', '--force', id], { allowFail: true });
+      }
       await rm(dir, { recursive: true, force: true });
     },
   };
