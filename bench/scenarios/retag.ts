@@ -1,124 +1,129 @@
-// Scenario 1: move a tag to an image already in the registry (promote / moving-tag copy).
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+// Retag (what promotion and moving tags do): point a new tag at an image already in the registry.
+// Slipway's `tag` copies the manifest; the peers are `skopeo copy` and docker pull + tag + push.
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { copyImage, ImageRef, openRegistry, type Registry } from '../../src/index.js';
 import { type Group, plainRunner, type Variant } from '../harness.js';
-import type { BenchConfig } from './config.js';
+import { randomTarball } from '../workloads.js';
+import { type BenchConfig, benchRepository, slipway } from './config.js';
 
-/** Size of the random (incompressible) layer on top of the root image. */
-const PAYLOAD_BYTES = 4 * 1024 * 1024;
-
-export function retagGroup(config: BenchConfig): Group {
-  const repository = `bench/retag-${config.runId}`;
+/** The retag group for an image of `mb` MB (one random, incompressible layer from `docker import`). */
+export function retagGroup(config: BenchConfig, mb: number): Group {
+  const repository = benchRepository(config, `retag-${mb}`);
   const name = `${config.registryAddr}/${repository}`;
-  const srcRef = `${name}:src`;
+  const src = `${name}:src`;
   const notes: string[] = [];
-  let registry: Registry | undefined;
+  const localTags = new Set<string>([src]);
   let digest = '';
-  const peerTags: string[] = [];
-
-  const reg = (): Registry => {
-    if (!registry) throw new Error('retag: setup did not run');
-    return registry;
-  };
   const docker = (args: string[], allowFail = false) => plainRunner.run('docker', args, { allowFail });
-  const removeLocal = async (refs: string[]) => {
-    for (const ref of refs) await docker(['image', 'rm', ref], true);
+  const resolve = async (tag: string): Promise<string> => {
+    const res = await fetch(`http://${config.registryAddr}/v2/${repository}/manifests/${tag}`, {
+      method: 'HEAD',
+      headers: {
+        accept:
+          'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json',
+      },
+    });
+    return res.headers.get('docker-content-digest') ?? '';
+  };
+  const verify = (tag: string) => async (rep: number) => {
+    if (rep > 1) return;
+    const got = await resolve(`${tag}-${rep}`);
+    if (got !== digest)
+      throw new Error(`retag: ${tag}-${rep} resolves to ${got || 'nothing'}, not ${digest}`);
   };
 
-  const putTag: Variant = {
-    key: 'slipway-puttag',
+  const tag: Variant = {
+    key: `retag${mb}-slipway`,
     side: 'slipway',
-    label: 'Registry.putTag',
-    does: 'GET the manifest by digest, PUT it under the new tag (2 HTTP requests; no layer moves)',
-    async run(rep) {
-      await reg().putTag(repository, digest, `slipway-${rep}`);
+    label: 'slipway tag',
+    does: '`slipway tag SRC DST --registry oci://…`: resolve SRC, GET its manifest, PUT it under DST, verify; no layer moves',
+    async run(rep, runner) {
+      const c = slipway(config, [
+        'tag',
+        src,
+        `${name}:slipway-${rep}`,
+        '--registry',
+        `oci://${config.registryAddr}`,
+      ]);
+      await runner.run(c.cmd, c.args, { cwd: config.repo, env: config.env });
     },
-    async after(rep) {
-      if (rep === 0) {
-        const served = await reg().resolve(repository, 'slipway-0');
-        if (served !== digest) throw new Error(`putTag: slipway-0 resolves to ${served}, not ${digest}`);
-      }
-    },
+    after: verify('slipway'),
   };
-
-  const copy: Variant = {
-    key: 'slipway-copy',
-    side: 'slipway',
-    label: 'copyImage',
-    does: 'resolve the source tag, check the target, GET+PUT the manifest, resolve the target again to verify (5 HTTP requests; no layer moves)',
-    async run(rep) {
-      const result = await copyImage(ImageRef.parse(srcRef), ImageRef.parse(`${name}:copy-${rep}`), reg());
-      if (result.digest !== digest || !result.changed) throw new Error('copyImage: unexpected result');
+  const skopeo: Variant = {
+    key: `retag${mb}-skopeo`,
+    side: 'peer',
+    label: 'skopeo copy',
+    does: '`skopeo copy docker://SRC docker://DST` in the same registry (plain http): reads the manifest, checks every blob is there (none is copied), writes the manifest',
+    async run(rep, runner) {
+      await runner.run('skopeo', [
+        '--insecure-policy',
+        'copy',
+        '--quiet',
+        '--src-tls-verify=false',
+        '--dest-tls-verify=false',
+        `docker://${src}`,
+        `docker://${name}:skopeo-${rep}`,
+      ]);
     },
+    after: verify('skopeo'),
   };
-
-  const peer: Variant = {
-    key: 'peer-pull-tag-push',
+  const pullPush: Variant = {
+    key: `retag${mb}-docker`,
     side: 'peer',
     label: 'docker pull+tag+push',
-    does: `docker pull of the source tag (the ~${PAYLOAD_BYTES / 1024 / 1024} MiB random layer is downloaded and extracted; the root image's layer is already local), docker tag, docker push of the new tag (the registry already has every blob, so the push checks them and uploads only the manifest)`,
+    does: '`docker pull SRC && docker tag SRC DST && docker push DST` with SRC not in the engine (removed before every repetition, untimed): the layer is downloaded and extracted, the push finds every blob in the registry',
     async before() {
-      // The pull must be real: nothing of the image but the shared root layer may be local.
-      await removeLocal([srcRef]);
+      await docker(['image', 'rm', src], true);
     },
     async run(rep, runner) {
-      const target = `${name}:peer-${rep}`;
-      peerTags.push(target);
-      await runner.run('docker', ['pull', srcRef]);
-      await runner.run('docker', ['tag', srcRef, target]);
-      await runner.run('docker', ['push', target]);
+      const dst = `${name}:docker-${rep}`;
+      localTags.add(dst);
+      await runner.run('docker', ['pull', '--quiet', src]);
+      await runner.run('docker', ['tag', src, dst]);
+      await runner.run('docker', ['push', '--quiet', dst]);
     },
     async after(rep) {
-      if (rep === 0) {
-        const served = await reg().resolve(repository, 'peer-0');
-        notes.push(
-          served === digest
-            ? 'retag: the peer push of peer-0 kept the source digest (same manifest bytes)'
-            : `retag: the peer push of peer-0 produced ${served}, not the source digest ${digest}`,
-        );
-      }
-      await removeLocal([`${name}:peer-${rep}`, srcRef]);
+      await verify('docker')(rep).catch((err: unknown) => notes.push(`retag ${mb} MB: ${String(err)}`));
+      await docker(['image', 'rm', `${name}:docker-${rep}`, src], true);
     },
   };
 
   return {
-    name: 'retag',
+    name: `retag-${mb}`,
     notes,
-    variants: [putTag, copy, peer],
+    variants: [tag, skopeo, pullPush],
     rows: [
       {
-        id: '1',
-        title: `retag a pushed image (~${PAYLOAD_BYTES / 1024 / 1024} MiB layer + root)`,
-        slipway: putTag.key,
-        peer: peer.key,
+        id: mb === 50 ? '5a' : '6a',
+        title: `retag a ${mb} MB image vs skopeo copy`,
+        slipway: tag.key,
+        peer: skopeo.key,
       },
-      { id: '1b', title: 'retag, verified copy (promote path)', slipway: copy.key, peer: peer.key },
+      {
+        id: mb === 50 ? '5b' : '6b',
+        title: `retag a ${mb} MB image vs docker pull+tag+push`,
+        slipway: tag.key,
+        peer: pullPush.key,
+      },
     ],
     async setup() {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'slipway-bench-retag-'));
       try {
-        await writeFile(path.join(dir, 'payload.bin'), randomBytes(PAYLOAD_BYTES));
-        await writeFile(
-          path.join(dir, 'Dockerfile'),
-          `FROM ${config.rootImage}\nCOPY payload.bin /payload.bin\n`,
-        );
-        await docker(['build', '--pull=false', '-t', srcRef, dir]);
-        await docker(['push', srcRef]);
+        const tarball = path.join(dir, 'layer.tar');
+        await randomTarball(tarball, 'payload.bin', mb * 1000 * 1000, `retag/${mb}`);
+        await docker(['import', tarball, src]);
+        await docker(['push', '--quiet', src]);
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
-      registry = await openRegistry(`oci://${config.registryAddr}`, { env: process.env });
-      const resolved = await registry.resolve(repository, 'src');
-      if (!resolved) throw new Error(`retag: ${srcRef} was pushed but does not resolve`);
-      digest = resolved;
-      notes.push(`retag: source image ${srcRef} = ${digest}`);
-      await removeLocal([srcRef]);
+      digest = await resolve('src');
+      if (!digest) throw new Error(`retag: ${src} was pushed but does not resolve`);
+      notes.push(`retag ${mb} MB: ${src} = ${digest}`);
+      await docker(['image', 'rm', src], true);
     },
     async teardown() {
-      await removeLocal([srcRef, ...peerTags]);
+      for (const t of localTags) await docker(['image', 'rm', t], true);
     },
   };
 }

@@ -1,127 +1,204 @@
-// Scenario 2: stage the repository's own pinned template (platform-agent, git source ".").
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+// Staging N pinned templates: Slipway's `stage` (cold: empty cache; warm: cache filled) against a
+// sequential clone script and `git archive | tar -x`, over file:// or a loopback git http-backend.
+import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { type LoadedManifest, loadManifest, silentSink, stageTemplates } from '../../src/index.js';
-import type { Group, Variant } from '../harness.js';
-import type { BenchConfig } from './config.js';
+import { type GitHttpServer, startGitHttp } from '../git-http.js';
+import { type Group, plainRunner, type Row, type Variant } from '../harness.js';
+import { type TemplateSet, type TemplateSetSpec, templateSet } from '../workloads.js';
+import { type BenchConfig, slipway } from './config.js';
 
-const TEMPLATE = 'platform-agent';
+/** One staging group: a template set over one transport. */
+export interface StageGroupSpec {
+  readonly id: string;
+  readonly set: TemplateSetSpec;
+  readonly transport: 'file' | 'http';
+  /** 'full': cold and warm against both peers; 'cold': cold against the clone script only. */
+  readonly rows: 'full' | 'cold';
+  readonly idPrefix: string;
+  readonly maxReps?: number;
+}
 
-export function stageGroup(config: BenchConfig): Group {
+const MiB = 1024 * 1024;
+
+/** The staging group for `spec`. */
+export function stageGroup(config: BenchConfig, spec: StageGroupSpec): Group {
   const notes: string[] = [];
-  let loaded: LoadedManifest | undefined;
-  let cacheDir = '';
-  let ref = '';
-  let subdir = '';
-  const peerDirs = new Map<number, string>();
+  let set: TemplateSet | undefined;
+  let server: GitHttpServer | undefined;
+  let work = '';
+  let warmCache = '';
+  const scratch = new Set<string>();
+  const peerScripts = path.join(config.repo, 'bench', 'peers');
+  const manifest = () => path.join(work, 'manifest.json');
+  const staged = () => path.join(work, 'staged');
+  const list = () => path.join(work, 'templates.list');
+  const where = spec.transport === 'file' ? 'file://' : 'http';
+  const urlOf = (name: string, dir: string) =>
+    spec.transport === 'file' ? `file://${dir}` : (server as GitHttpServer).url(name);
 
-  const manifest = (): LoadedManifest => {
-    if (!loaded) throw new Error('stage: setup did not run');
-    return loaded;
-  };
-  const peerDir = async (key: string, rep: number): Promise<string> => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), `slipway-bench-${key}-`));
-    peerDirs.set(rep, dir);
+  const temp = async (what: string) => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), `slipway-bench-${what}-`));
+    scratch.add(dir);
     return dir;
   };
-  const dirOf = (rep: number): string => {
-    const dir = peerDirs.get(rep);
-    if (!dir) throw new Error(`stage: no directory for repetition ${rep}`);
-    return dir;
-  };
-  const cleanPeer = async (rep: number, staged: string) => {
-    const dir = dirOf(rep);
-    // A peer that produced nothing must not pass as fast.
-    if (rep === 0) await stat(path.join(dir, staged, 'config.yaml'));
+  const drop = async (dir: string) => {
     await rm(dir, { recursive: true, force: true });
-    peerDirs.delete(rep);
+    scratch.delete(dir);
+  };
+  const checkStaged = async (dir: string) => {
+    // A variant that produced nothing must not pass as fast.
+    for (const r of set?.repos ?? []) await access(path.join(dir, r.name, 'config.yaml'));
   };
 
-  const warm: Variant = {
-    key: 'slipway-stage-warm',
-    side: 'slipway',
-    label: 'stageTemplates (warm cache)',
-    does: 'lock the staging dir, read the cached tree of (source, commit, subdir), re-digest it against the cache marker, materialise it with the include/exclude and credential-file rules, check required files, rename into place, write the receipt atomically',
-    async run() {
-      await stageTemplates(manifest(), { cacheDir, env: process.env, sink: silentSink });
-    },
-  };
-
+  const stage =
+    (cache: () => string): Variant['run'] =>
+    async (_rep, runner) => {
+      const c = slipway(config, ['--manifest', manifest(), 'stage', '--cache-dir', cache()]);
+      await runner.run(c.cmd, c.args, { env: config.env });
+    };
+  let coldCache = '';
   const cold: Variant = {
-    key: 'slipway-stage-cold',
+    key: `${spec.id}-slipway-cold`,
     side: 'slipway',
-    label: 'stageTemplates (noCache)',
-    does: 'as warm, but fetch the pinned commit every time: git init --bare in a scratch dir, git fetch --depth 1 <repo> <sha>, git cat-file, git archive <sha>:<subdir> extracted safely',
-    async run() {
-      await stageTemplates(manifest(), { noCache: true, env: process.env, sink: silentSink });
+    label: 'slipway stage (empty cache)',
+    does: `\`slipway stage\` with an empty --cache-dir, as on a fresh CI runner: every pin fetched over ${where} (shallow fetch of the SHA), extracted, digested, checked (required files, credential rules), staged, receipt written`,
+    async before() {
+      await rm(staged(), { recursive: true, force: true });
+      coldCache = await temp('cache');
+    },
+    run: stage(() => coldCache),
+    async after() {
+      await checkStaged(staged());
+      await drop(coldCache);
     },
   };
+  const warm: Variant = {
+    key: `${spec.id}-slipway-warm`,
+    side: 'slipway',
+    label: 'slipway stage (warm cache)',
+    does: '`slipway stage` with the cache of an earlier run (a CI cache restored on a fresh checkout): no git or network work; every cached tree re-digested, staged and checked',
+    async before() {
+      await rm(staged(), { recursive: true, force: true });
+    },
+    run: stage(() => warmCache),
+    async after() {
+      await checkStaged(staged());
+    },
+  };
+  const script = (file: string, key: string, label: string, does: string): Variant => {
+    let dest = '';
+    return {
+      key: `${spec.id}-${key}`,
+      side: 'peer',
+      label,
+      does,
+      async before() {
+        dest = await temp(key);
+      },
+      async run(_rep, runner) {
+        await runner.run('bash', [path.join(peerScripts, file), list(), path.join(dest, 'out')], {
+          env: config.env,
+        });
+      },
+      async after() {
+        await checkStaged(path.join(dest, 'out'));
+        await drop(dest);
+      },
+    };
+  };
+  const clone = script(
+    'clone-manifest.sh',
+    'clone',
+    'clone script',
+    `bench/peers/clone-manifest.sh: per template, one after the other, \`git clone\` over ${where} (full history), \`git checkout <sha>\`, \`rm -rf .git\`; no digest, required-file or credential check, no receipt`,
+  );
+  const archive = script(
+    'archive-manifest.sh',
+    'archive',
+    'git archive | tar -x',
+    spec.transport === 'file'
+      ? 'bench/peers/archive-manifest.sh: per template, `git -C <repo> archive <sha> | tar -x` straight from the local repository (no clone at all); no checks'
+      : 'bench/peers/archive-manifest.sh: per template, a shallow fetch of the pin into a scratch bare repository (git-http-backend serves no upload-archive), then `git archive <sha> | tar -x`; no checks',
+  );
 
-  const clone: Variant = {
-    key: 'peer-git-clone',
-    side: 'peer',
-    label: 'git clone --no-checkout + checkout',
-    does: 'git clone --no-checkout of the repository (local path: objects are hard-linked) into a temp dir, then git checkout <sha> -- templates/platform-agent; no required-file check, no credential-file rules, no digest or receipt',
-    async before(rep) {
-      await peerDir('clone', rep);
-    },
-    async run(rep, runner) {
-      const dest = path.join(dirOf(rep), 'clone');
-      await runner.run('git', ['clone', '--quiet', '--no-checkout', config.repo, dest]);
-      await runner.run('git', ['-C', dest, 'checkout', ref, '--', subdir]);
-    },
-    async after(rep) {
-      await cleanPeer(rep, path.join('clone', subdir));
-    },
-  };
-
-  const archive: Variant = {
-    key: 'peer-git-archive',
-    side: 'peer',
-    label: 'git archive | tar -x',
-    does: 'git archive <sha> templates/platform-agent straight from the repository, piped into tar -x in a temp dir; no checks, no digest or receipt',
-    async before(rep) {
-      await peerDir('archive', rep);
-    },
-    async run(rep, runner) {
-      await runner.pipe(
-        { cmd: 'git', args: ['-C', config.repo, 'archive', '--format=tar', ref, subdir] },
-        { cmd: 'tar', args: ['-x', '-C', dirOf(rep)] },
-      );
-    },
-    async after(rep) {
-      await cleanPeer(rep, subdir);
-    },
-  };
+  const size = () =>
+    `${spec.set.templates} x ${spec.set.filesPerTemplate} files, ${Math.round((set?.bytes ?? 0) / MiB)} MiB`;
+  const rows: Row[] =
+    spec.rows === 'full'
+      ? [
+          {
+            id: `${spec.idPrefix}a`,
+            title: `stage cold, ${where} vs clone script`,
+            slipway: cold.key,
+            peer: clone.key,
+          },
+          {
+            id: `${spec.idPrefix}b`,
+            title: `stage cold, ${where} vs git archive`,
+            slipway: cold.key,
+            peer: archive.key,
+          },
+          {
+            id: `${spec.idPrefix}c`,
+            title: `stage warm, ${where} vs clone script`,
+            slipway: warm.key,
+            peer: clone.key,
+          },
+          {
+            id: `${spec.idPrefix}d`,
+            title: `stage warm, ${where} vs git archive`,
+            slipway: warm.key,
+            peer: archive.key,
+          },
+        ]
+      : [
+          {
+            id: spec.idPrefix,
+            title: `stage cold, ${where} vs clone script`,
+            slipway: cold.key,
+            peer: clone.key,
+          },
+        ];
 
   return {
-    name: 'stage',
+    name: spec.id,
     notes,
-    variants: [warm, cold, clone, archive],
-    rows: [
-      { id: '2', title: 'stage the pinned template, warm', slipway: warm.key, peer: clone.key },
-      { id: '2b', title: 'stage warm vs the cheapest peer', slipway: warm.key, peer: archive.key },
-      { id: '2c', title: 'stage without Slipway cache', slipway: cold.key, peer: clone.key },
-    ],
+    ...(spec.maxReps ? { maxReps: spec.maxReps } : {}),
+    variants: spec.rows === 'full' ? [cold, warm, clone, archive] : [cold, clone],
+    get rows() {
+      // Titles carry the set's size, known after setup.
+      return rows.map((r) => ({ ...r, title: `${r.title} (${size()})` }));
+    },
     async setup() {
-      loaded = await loadManifest(path.join(config.repo, 'manifest.json'), { cwd: config.repo });
-      const template = loaded.manifest.templates[TEMPLATE];
-      if (!template || !('git' in template.source) || !template.ref) {
-        throw new Error(`stage: manifest.json has no git-sourced template "${TEMPLATE}" pinned by commit`);
+      set = await templateSet(config.workloads, spec.set);
+      if (spec.transport === 'http') server = await startGitHttp(set.dir, config.gitExecPath);
+      work = await temp(`stage-${spec.id}`);
+      const templates: Record<string, unknown> = {};
+      const lines: string[] = [];
+      for (const r of set.repos) {
+        const url = urlOf(r.name, r.dir);
+        templates[r.name] = { source: { git: url }, ref: r.sha, required: ['config.yaml'] };
+        lines.push(`${r.name} ${url} ${r.sha}`);
       }
-      ref = template.ref;
-      subdir = template.source.subdir ?? '';
-      cacheDir = await mkdtemp(path.join(os.tmpdir(), 'slipway-bench-cache-'));
-      const receipt = await stageTemplates(loaded, { cacheDir, env: process.env, sink: silentSink });
-      const staged = receipt.templates[TEMPLATE];
+      await writeFile(
+        manifest(),
+        `${JSON.stringify({ version: 1, stagingDir: 'staged', templates, images: {} }, null, 2)}\n`,
+      );
+      await writeFile(list(), `${lines.join('\n')}\n`);
+      await mkdir(staged(), { recursive: true });
+      if (spec.rows === 'full') {
+        warmCache = await temp('cache-warm');
+        const c = slipway(config, ['--manifest', manifest(), 'stage', '--cache-dir', warmCache]);
+        await plainRunner.run(c.cmd, c.args, { env: config.env });
+      }
       notes.push(
-        `stage: ${TEMPLATE} at ${ref.slice(0, 12)} (${subdir}), ${staged?.files ?? '?'} files, ${staged?.bytes ?? '?'} bytes`,
+        `${spec.id}: ${set.repos.length} template repositories, ${set.files} files, ${Math.round(set.bytes / MiB)} MiB at the pins, ${spec.set.history + 1} commits each, served over ${spec.transport === 'file' ? 'file://' : `a loopback git http-backend (${server?.origin})`}`,
       );
     },
     async teardown() {
-      for (const dir of peerDirs.values()) await rm(dir, { recursive: true, force: true });
-      if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
+      await server?.close();
+      for (const dir of [...scratch]) await drop(dir);
     },
   };
 }

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import dockerignore, { type Ignore } from '@balena/dockerignore';
+import pLimit from 'p-limit';
 import { pack } from 'tar-stream';
 import { SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
@@ -107,14 +110,35 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
   return { dir: abs, entries, ignore: ig, patterns };
 }
 
+/** Files up to this size are read whole (and read ahead); larger ones are streamed, so memory stays flat. */
+const WHOLE_FILE_LIMIT = 1024 * 1024;
+
+/** How many small files are read ahead of the one being hashed or packed. */
+const READ_AHEAD = 16;
+
+/** sha256 hex of a context file, read whole when small and streamed when large. */
+async function hashFile(abs: string, size: number): Promise<string> {
+  if (size <= WHOLE_FILE_LIMIT) return sha256Hex(await readFile(abs));
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(abs), hash);
+  return hash.digest('hex');
+}
+
 /** The tree digest (core/tree-digest.ts) of the files and symlinks a context sends. */
 export async function contextDigest(context: BuildContext): Promise<string> {
-  const tree: TreeEntry[] = [];
-  for (const e of context.entries) {
-    if (e.type === 'directory') continue;
-    const data = e.type === 'file' ? await readFile(e.abs) : Buffer.from(await readlink(e.abs));
-    tree.push({ path: e.path, type: e.type, mode: e.mode, sha256: sha256Hex(data) });
-  }
+  const limit = pLimit(READ_AHEAD);
+  const tree: TreeEntry[] = await Promise.all(
+    context.entries
+      .filter((e) => e.type !== 'directory')
+      .map(async (e) => ({
+        path: e.path,
+        type: e.type as 'file' | 'symlink',
+        mode: e.mode,
+        sha256: await limit(async () =>
+          e.type === 'file' ? hashFile(e.abs, e.size) : sha256Hex(Buffer.from(await readlink(e.abs))),
+        ),
+      })),
+  );
   return treeDigest(tree);
 }
 
@@ -144,8 +168,24 @@ export function packContext(context: BuildContext, extra: readonly ExtraEntry[] 
           e.content,
         );
       }
-      for (const e of context.entries) {
-        if (extraPaths.has(e.path)) continue;
+      const entries = context.entries.filter((e) => !extraPaths.has(e.path));
+      // Small files are read a few ahead of the tar writer: their reads overlap instead of queueing.
+      const ahead = new Map<number, Promise<Buffer>>();
+      const readAhead = (from: number) => {
+        for (let j = from; j < entries.length && j < from + READ_AHEAD; j += 1) {
+          const f = entries[j];
+          if (f && !ahead.has(j) && f.type === 'file' && f.size <= WHOLE_FILE_LIMIT) {
+            const read = readFile(f.abs);
+            read.catch(() => {});
+            ahead.set(j, read);
+          }
+        }
+      };
+      for (let i = 0; i < entries.length; i += 1) {
+        const e = entries[i] as ContextEntry;
+        readAhead(i);
+        const small = ahead.get(i);
+        ahead.delete(i);
         if (e.type === 'directory') {
           await entry(tar, { ...header, name: e.path, type: 'directory', mode: e.mode });
         } else if (e.type === 'symlink') {
@@ -156,6 +196,10 @@ export function packContext(context: BuildContext, extra: readonly ExtraEntry[] 
             mode: e.mode,
             linkname: await readlink(e.abs),
           });
+        } else if (small) {
+          const content = await small;
+          if (content.length !== e.size) throw new Error(`${e.path} changed size while it was packed`);
+          await entry(tar, { ...header, name: e.path, type: 'file', mode: e.mode, size: e.size }, content);
         } else {
           await fileEntry(tar, { ...header, name: e.path, type: 'file', mode: e.mode, size: e.size }, e.abs);
         }

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, realpath, symlink } from 'node:fs/promises';
+import { mkdir, realpath, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -7,6 +7,9 @@ import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { isSlipwayError, messageOf, SlipwayError } from '../core/errors.js';
 import { unsafeEntryName, unsafeLinkTarget } from './rules.js';
+
+/** Entries up to this size are written in one call; larger ones are streamed. */
+const WHOLE_FILE_LIMIT = 1024 * 1024;
 
 /** Options for {@link extractTar}. */
 export interface ExtractOptions {
@@ -66,6 +69,7 @@ export async function extractTar(
   const extract = tar.extract();
   let top: string | undefined;
   let entries = 0;
+  const checkedDirs = new Set<string>();
   // The callback API, not the async iterator: tar-stream's iterator can report the end before
   // the last entry when the whole archive arrives in one chunk. Each entry is fully handled
   // before `next()`, so the pipeline settles only after the last one.
@@ -132,11 +136,13 @@ export async function extractTar(
         break;
       case 'file':
       case 'contiguous-file': {
-        await mkdir(path.dirname(target), { recursive: true });
-        await insideRoot(path.dirname(target), rel);
+        await directoryFor(target, rel);
         const mode = ((h.mode ?? 0o644) & 0o100) !== 0 ? 0o755 : 0o644;
         try {
-          await pipeline(entry, createWriteStream(target, { flags: 'wx', mode }));
+          // Small files in one write (most of a template); large ones streamed, so memory stays flat.
+          if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT)
+            await writeFile(target, await collect(entry), { flag: 'wx', mode });
+          else await pipeline(entry, createWriteStream(target, { flags: 'wx', mode }));
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST')
             throw refused(subject, h.name, 'appears twice in the archive');
@@ -205,6 +211,26 @@ export async function extractTar(
       rel = rel.slice(subdir.length + 1);
     }
     return rel;
+  }
+
+  // A file's directory, created and checked once: entries never replace what exists (O_EXCL,
+  // EEXIST on symlinks), so a directory found inside the root stays inside it.
+  async function directoryFor(target: string, rel: string): Promise<void> {
+    const dir = path.dirname(target);
+    if (checkedDirs.has(dir)) return;
+    await mkdir(dir, { recursive: true });
+    await insideRoot(dir, rel);
+    checkedDirs.add(dir);
+  }
+
+  function collect(entry: Readable): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      entry
+        .on('data', (c: Buffer) => chunks.push(c))
+        .once('end', () => resolve(Buffer.concat(chunks)))
+        .once('error', reject);
+    });
   }
 
   // A directory reached through an earlier symlink must still resolve inside the root.

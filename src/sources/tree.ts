@@ -1,8 +1,13 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, readdir, readFile, readlink, realpath, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
-import { scanContent } from '../sources/content-scan.js';
+import { SCAN_MAX_BYTES, scanContent } from './content-scan.js';
 import {
   allowSensitiveFilter,
   isGitPath,
@@ -12,12 +17,23 @@ import {
   unsafeLinkTarget,
 } from './rules.js';
 
-/** A file or symlink found in a tree, with its content (files) or target (symlinks). */
-interface FoundEntry extends TreeEntry {
-  readonly content?: Buffer;
+/** A file or symlink found in a tree: where it is, and for symlinks their target and its digest. */
+interface FoundEntry {
+  readonly path: string;
+  readonly type: 'file' | 'symlink';
+  readonly mode: number;
+  readonly abs: string;
   readonly linkTarget?: string;
+  /** Known for symlinks at walk time; files are hashed while they are copied. */
+  readonly sha256?: string;
   readonly size: number;
 }
+
+/** How many files are read, hashed or written at once: enough to keep the disk and thread pool busy. */
+const FILE_CONCURRENCY = 16;
+
+/** Files up to this size are read whole; larger ones are streamed, so memory stays flat. */
+const WHOLE_FILE_LIMIT = 1024 * 1024;
 
 function refused(subject: string, rel: string, why: string): SlipwayError {
   return new SlipwayError('STAGING_REFUSED', `template "${subject}": "${rel}" ${why}`, {
@@ -27,7 +43,7 @@ function refused(subject: string, rel: string, why: string): SlipwayError {
 }
 
 /**
- * Every file and symlink under `root` except `.git`, sorted by path, with content. Refuses
+ * Every file and symlink under `root` except `.git`, sorted by path, without content. Refuses
  * special files (fifos, sockets, devices) and symlinks that resolve outside `root`.
  */
 async function walk(root: string, subject: string): Promise<FoundEntry[]> {
@@ -43,15 +59,7 @@ async function walk(root: string, subject: string): Promise<FoundEntry[]> {
       if (st.isDirectory()) {
         await visit(abs, rel);
       } else if (st.isFile()) {
-        const content = await readFile(abs);
-        out.push({
-          path: rel,
-          type: 'file',
-          mode: st.mode,
-          sha256: sha256Hex(content),
-          content,
-          size: st.size,
-        });
+        out.push({ path: rel, type: 'file', mode: st.mode, abs, size: st.size });
       } else if (st.isSymbolicLink()) {
         const target = await readlink(abs);
         const why = unsafeLinkTarget(rel, target);
@@ -64,6 +72,7 @@ async function walk(root: string, subject: string): Promise<FoundEntry[]> {
           path: rel,
           type: 'symlink',
           mode: 0o120000,
+          abs,
           sha256: sha256Hex(target),
           linkTarget: target,
           size: 0,
@@ -77,6 +86,51 @@ async function walk(root: string, subject: string): Promise<FoundEntry[]> {
   return out;
 }
 
+/** sha256 hex of a file, read whole when small and streamed when large. */
+async function hashFile(abs: string, size: number): Promise<string> {
+  if (size <= WHOLE_FILE_LIMIT) return sha256Hex(await readFile(abs));
+  const hash = createHash('sha256');
+  await pipeline(createReadStream(abs), hash);
+  return hash.digest('hex');
+}
+
+/** Copies a file to `target` (which must not exist) with `mode`, hashing it on the way: one read. */
+async function copyAndHash(abs: string, size: number, target: string, mode: number): Promise<string> {
+  if (size <= WHOLE_FILE_LIMIT) {
+    const content = await readFile(abs);
+    await writeFile(target, content, { flag: 'wx', mode });
+    return sha256Hex(content);
+  }
+  const hash = createHash('sha256');
+  await pipeline(
+    createReadStream(abs),
+    new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    }),
+    createWriteStream(target, { flags: 'wx', mode }),
+  );
+  return hash.digest('hex');
+}
+
+/** The entries with every file's sha256 filled in by `hashOf` (run a few files at a time). */
+async function withHashes(
+  entries: readonly FoundEntry[],
+  hashOf: (e: FoundEntry) => Promise<string>,
+): Promise<TreeEntry[]> {
+  const limit = pLimit(FILE_CONCURRENCY);
+  return Promise.all(
+    entries.map(async (e) => ({
+      path: e.path,
+      type: e.type,
+      mode: e.mode,
+      sha256: e.sha256 ?? (await limit(() => hashOf(e))),
+    })),
+  );
+}
+
 /** Digest, file count and byte count of a tree on disk (for checking a staged tree against its receipt). */
 export async function digestDirectory(
   dir: string,
@@ -84,7 +138,7 @@ export async function digestDirectory(
 ): Promise<{ digest: string; files: number; bytes: number }> {
   const entries = await walk(dir, subject);
   return {
-    digest: treeDigest(entries),
+    digest: treeDigest(await withHashes(entries, (e) => hashFile(e.abs, e.size))),
     files: entries.length,
     bytes: entries.reduce((n, e) => n + e.size, 0),
   };
@@ -136,18 +190,27 @@ export async function materialise(
   const sensitive: ErrorDetail[] = [];
   const allowedSensitive: ErrorDetail[] = [];
   const mode = options.sensitive ?? 'refuse';
-  for (const e of mode === 'ignore' ? [] : staged) {
-    if (e.type !== 'file') continue;
-    const reason = sensitiveReason(e.path, needsContentCheck(e.path) ? e.content : undefined);
-    // The name decides first; otherwise the content (file:line, never the value).
-    const problems =
-      reason !== undefined
-        ? [{ at: e.path, message: `looks like ${reason}` }]
-        : scanContent(e.content ?? '').map((s) => ({
-            at: `${e.path}:${s.line}`,
-            message: `holds ${s.what}`,
-          }));
-    (allowed(e.path) ? allowedSensitive : sensitive).push(...problems);
+  // The name decides first; otherwise the content (file:line, never the value). Files over the
+  // scanner's limit are not read again: the scanner would skip them anyway.
+  const fileLimit = pLimit(FILE_CONCURRENCY);
+  const checks = await Promise.all(
+    (mode === 'ignore' ? [] : staged).map((e) =>
+      fileLimit(async () => {
+        if (e.type !== 'file') return null;
+        const content = e.size <= SCAN_MAX_BYTES ? await readFile(e.abs) : undefined;
+        const reason = sensitiveReason(e.path, needsContentCheck(e.path) ? content : undefined);
+        const problems =
+          reason !== undefined
+            ? [{ at: e.path, message: `looks like ${reason}` }]
+            : content === undefined
+              ? []
+              : scanContent(content).map((f) => ({ at: `${e.path}:${f.line}`, message: `holds ${f.what}` }));
+        return { allowed: allowed(e.path), problems };
+      }),
+    ),
+  );
+  for (const c of checks) {
+    if (c) (c.allowed ? allowedSensitive : sensitive).push(...c.problems);
   }
   if (sensitive.length > 0 && mode === 'refuse') {
     throw new SlipwayError(
@@ -161,24 +224,24 @@ export async function materialise(
     );
   }
   await mkdir(dest, { recursive: true });
-  for (const e of staged) {
+  const dirs = [...new Set(staged.map((e) => path.posix.dirname(e.path)))].filter((d) => d !== '.').sort();
+  for (const d of dirs) await mkdir(path.join(dest, ...d.split('/')), { recursive: true });
+  const stagedSet = new Set(staged);
+  const hashed = await withHashes(found, async (e) => {
+    if (!stagedSet.has(e)) return hashFile(e.abs, e.size);
     const target = path.join(dest, ...e.path.split('/'));
-    await mkdir(path.dirname(target), { recursive: true });
-    if (e.type === 'symlink') await symlink(e.linkTarget ?? '', target);
-    else
-      await writeFile(target, e.content ?? Buffer.alloc(0), {
-        flag: 'wx',
-        mode: (e.mode & 0o100) !== 0 ? 0o755 : 0o644,
-      });
-  }
-  const entries: TreeEntry[] = staged.map(({ path: p, type, mode, sha256 }) => ({
-    path: p,
-    type,
-    mode,
-    sha256,
-  }));
+    return copyAndHash(e.abs, e.size, target, (e.mode & 0o100) !== 0 ? 0o755 : 0o644);
+  });
+  const limit = pLimit(FILE_CONCURRENCY);
+  await Promise.all(
+    staged
+      .filter((e) => e.type === 'symlink')
+      .map((e) => limit(() => symlink(e.linkTarget ?? '', path.join(dest, ...e.path.split('/'))))),
+  );
+  const byPath = new Map(hashed.map((e) => [e.path, e]));
+  const entries: TreeEntry[] = staged.map((e) => byPath.get(e.path) as TreeEntry);
   return {
-    sourceDigest: treeDigest(found),
+    sourceDigest: treeDigest(hashed),
     entries,
     digest: treeDigest(entries),
     files: staged.length,
