@@ -16,6 +16,7 @@ interface PushCommandOptions extends Omit<PlanCommandOptions, 'env'> {
   registry?: string;
   createRepos: boolean;
   plan?: string;
+  buildkit: boolean;
 }
 
 /** `slipway push --registry URL --env ENV [--sha SHA] [--create-repos] [--plan FILE] [IMAGE...]`. */
@@ -34,7 +35,15 @@ export function registerPush(program: Command, cli: Cli): void {
     .option('--sha <sha>', 'source revision (default: git rev-parse HEAD in the manifest directory)')
     .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
     .option('--create-repos', 'create missing ECR repositories with the manifest publish.ecr settings', false)
-    .option('--plan <file>', 'execute a plan made earlier with `slipway plan --json`')
+    .option(
+      '--plan <file>',
+      'execute a plan made earlier with `slipway plan --json`; with IMAGE… only those are built and pushed, their bases pulled by the digest pushed for the plan',
+    )
+    .option(
+      '--buildkit',
+      'build with BuildKit: cached layers come from the registry without a pull (inline cache)',
+      false,
+    )
     .action(async (images: string[], opts: PushCommandOptions) => {
       const loaded = await cli.loadManifest();
       const url = opts.registry ?? loaded.manifest.publish.registry;
@@ -62,6 +71,8 @@ export function registerPush(program: Command, cli: Cli): void {
           plan,
           {
             only: images,
+            bases: opts.plan !== undefined ? 'pushed' : 'build',
+            buildkit: opts.buildkit,
             createRepos: opts.createRepos,
             ...(cli.io.signal ? { signal: cli.io.signal } : {}),
           },
