@@ -64,6 +64,7 @@ export function registerPush(program: Command, cli: Cli): void {
         await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
         plan = await planFromOptions(cli, loaded, images, { ...opts, env: opts.env });
       }
+      const piecewise = opts.plan !== undefined && images.length > 0;
       // One pipeline with release: the registry and credentials are checked before anything is built.
       const { pushed: result } = await cli.withPorts({ registry: url }, (ports) =>
         publishPlan(
@@ -71,7 +72,9 @@ export function registerPush(program: Command, cli: Cli): void {
           plan,
           {
             only: images,
-            bases: opts.plan !== undefined ? 'pushed' : 'build',
+            bases: piecewise ? 'pushed' : 'build',
+            // Across runners the moving tags move once, in the finishing step (release --plan --finish).
+            holdMovingTags: piecewise,
             buildkit: opts.buildkit,
             createRepos: opts.createRepos,
             ...(cli.io.signal ? { signal: cli.io.signal } : {}),
