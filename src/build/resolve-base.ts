@@ -147,6 +147,13 @@ export async function cacheSources(image: PlannedImage, options: CacheSourceOpti
       if (digest !== null) {
         const ref = name.withDigest(digest);
         if (!options.buildkit && !(await engine.inspectImage(ref.toString()))) {
+          sink({
+            kind: 'log',
+            stage: 'build',
+            level: 'info',
+            subject: image.name,
+            message: `pulling ${ref} as a layer cache (the classic builder only uses local images)`,
+          });
           await engine.pull(
             ref,
             await registry.engineAuth(),
@@ -166,5 +173,14 @@ export async function cacheSources(image: PlannedImage, options: CacheSourceOpti
     }
   }
   if (options.base) sources.push(options.base.toString());
+  if (sources.length > 0) {
+    sink({
+      kind: 'log',
+      stage: 'build',
+      level: 'info',
+      subject: image.name,
+      message: `layer cache from ${sources.join(', ')}`,
+    });
+  }
   return sources;
 }
