@@ -23,8 +23,6 @@ import { registryAddr, requireServices } from '../support/services.js';
 
 const run = randomBytes(4).toString('hex');
 const prefix = `slipway-test/fanout-${run}`;
-const sha = randomBytes(20).toString('hex');
-const env = 'fan';
 const docker = new Docker();
 const temps: string[] = [];
 const temp = (name: string) => {
@@ -38,7 +36,6 @@ let registry: Registry;
 let project: TempProject;
 let runnerA: string;
 let runnerB: string;
-let pinsFile: string;
 
 /** The environment of one runner: its own home and template cache. */
 function runnerEnv(name: string): NodeJS.ProcessEnv {
@@ -102,7 +99,6 @@ beforeAll(async () => {
   cpSync(project.dir, runnerB, { recursive: true });
   envs.A = runnerEnv('A');
   envs.B = runnerEnv('B');
-  pinsFile = path.join(temp('shared-pins'), 'pins.json');
 });
 
 afterAll(async () => {
@@ -112,7 +108,16 @@ afterAll(async () => {
   for (const d of temps) rmSync(d, { recursive: true, force: true });
 });
 
-describe('one plan, two runners', () => {
+// Runner B builds with either builder: the base is chained by `registry/repo@digest` for both.
+describe.each([
+  ['classic', 'fancl', []],
+  ['buildkit', 'fanbk', ['--buildkit']],
+])('one plan, two runners (runner B: %s builder)', (_builder, env, flags) => {
+  const sha = randomBytes(20).toString('hex');
+  let pinsFile: string;
+  beforeAll(() => {
+    pinsFile = path.join(temp('shared-pins'), 'pins.json');
+  });
   const planA = () => path.join(runnerA, 'plan.json');
 
   it('runner A plans (with the matrix) and publishes and smokes the base', async () => {
@@ -166,7 +171,7 @@ describe('one plan, two runners', () => {
     expect(await docker.listImages({ filters: { reference: [`*/${prefix}/*`, `${prefix}/*`] } })).toEqual([]);
     expect((await cli('B', ['stage'])).code).toBe(0);
     const baseDigest = await registry.resolve(platformRepo, `${env}-${sha}`);
-    const pushed = await cli('B', ['--json', 'push', 'platform-agent', '--plan', 'plan.json']);
+    const pushed = await cli('B', ['--json', 'push', 'platform-agent', '--plan', 'plan.json', ...flags]);
     expect(pushed.code, pushed.stderr).toBe(0);
     expect(pushed.stderr).toContain(`pulling base 127.0.0.1:${proxy.port}/${platformRepo}@${baseDigest}`);
     // The base was pulled, never rebuilt or pushed again.
