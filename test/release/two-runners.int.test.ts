@@ -7,15 +7,19 @@
  * the pin store are what they share.
  */
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Docker from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collectingSink } from '../../src/core/events.js';
 import { LABELS } from '../../src/core/labels.js';
+import { Redactor } from '../../src/core/redact.js';
+import { parsePlan } from '../../src/plan/plan.js';
 import { FilePinStore } from '../../src/promote/file-store.js';
 import { openRegistry } from '../../src/publish/open.js';
 import type { Registry } from '../../src/publish/registry.js';
+import { finishRelease, type VerdictSource } from '../../src/release/finish.js';
 import { runCli } from '../support/cli.js';
 import { type TempProject, tempProject } from '../support/project.js';
 import { RegistryProxy } from '../support/registry-proxy.js';
@@ -244,5 +248,35 @@ describe.each([
     expect(manifestPuts(platformRepo, `${env}-latest`)).toHaveLength(1);
     expect(manifestPuts(agentRepo, `${env}-latest`)).toHaveLength(1);
     expect(await pins.history('platform-agent')).toHaveLength(1);
+  });
+
+  it('a plugged-in verdict source (e.g. registry attestations) decides instead of the smoke records', async () => {
+    const plan = parsePlan(readFileSync(planA(), 'utf8'), 'plan.json');
+    const pins = new FilePinStore(`file:${pinsFile}`);
+    const putsBefore = proxy.writes().length;
+    const refusing: VerdictSource = {
+      description: 'attestations in the registry',
+      async verdict(image, ref) {
+        return image.name === 'platform-agent'
+          ? { passed: false, record: null, message: `${ref} has no attestation` }
+          : { passed: true, record: null, message: 'attested' };
+      },
+    };
+    const err = await finishRelease(
+      plan,
+      { by: 'tester', promote: true, verdicts: refusing },
+      {
+        registry: await openRegistry(`oci://${proxy.addr}`, {}),
+        pins,
+        verdicts: pins,
+        sink: collectingSink(),
+        redactor: new Redactor(),
+      },
+    ).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'GATE_REFUSED' });
+    expect((err as Error).message).toContain('platform-agent: not verified: ');
+    expect((err as Error).message).toContain('has no attestation');
+    expect((err as Error).message).not.toMatch(/^\s+platform: /m);
+    expect(proxy.writes().length).toBe(putsBefore);
   });
 });
