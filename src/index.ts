@@ -23,6 +23,7 @@ export * from './preflight/index.js';
 export * from './promote/index.js';
 export * from './publish/index.js';
 export * from './release/finish.js';
+export * from './release/publish.js';
 export * from './release/release.js';
 export * from './smoke/index.js';
 export * from './sources/index.js';
