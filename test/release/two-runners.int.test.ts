@@ -119,6 +119,8 @@ describe.each([
 ])('one plan, two runners (runner B: %s builder)', (_builder, env, flags) => {
   const sha = randomBytes(20).toString('hex');
   let pinsFile: string;
+  /** The image ID runner A built the base as. */
+  let baseIdOnA = '';
   beforeAll(() => {
     pinsFile = path.join(temp('shared-pins'), 'pins.json');
   });
@@ -137,6 +139,9 @@ describe.each([
     // The plan travels to runner B as a file (an artifact in CI).
     writeFileSync(path.join(runnerB, 'plan.json'), planned.stdout);
 
+    const built = await cli('A', ['--json', 'build', 'platform', '--plan', 'plan.json']);
+    expect(built.code, built.stderr).toBe(0);
+    baseIdOnA = JSON.parse(built.stdout).images[0].id;
     const pushed = await cli('A', ['--json', 'push', 'platform', '--plan', 'plan.json']);
     expect(pushed.code, pushed.stderr).toBe(0);
     const result = JSON.parse(pushed.stdout);
@@ -192,6 +197,14 @@ describe.each([
       await registry.configDigest(platformRepo, baseDigest as string),
     );
 
+    // The pulled base is the image runner A built (ID = config digest), so the agent's input
+    // digest is what it would be on runner A: building it again here finds it up to date.
+    expect(await registry.configDigest(platformRepo, baseDigest as string)).toBe(baseIdOnA);
+    const again = await cli('B', ['--json', 'build', 'platform-agent', '--plan', 'plan.json', ...flags]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(
+      JSON.parse(again.stdout).images.map((i: { name: string; reused: boolean }) => [i.name, i.reused]),
+    ).toEqual([['platform-agent', true]]);
     const smoked = await cli('B', [
       'smoke',
       'platform-agent',
