@@ -11,6 +11,10 @@
 #   SLIPWAY_PG_PORT        5432                        PostgreSQL on 127.0.0.1
 #   SLIPWAY_PG_USER/PASSWORD/DB  slipway/slipway/slipway  role and database for tests and the demo
 #   SLIPWAY_ROOT_IMAGE     slipway.local/root:busybox  root image built from Debian's busybox-static
+#   SLIPWAY_DOCKER_TCP_ADDR  127.0.0.1:2375            the engine also on loopback TCP (tests of DOCKER_HOST=tcp://)
+#
+# The engine on TCP: a dockerd this script starts listens there itself (-H); a dockerd that is
+# already running is never restarted: a loopback forwarder (socat) is started in front of its socket.
 set -euo pipefail
 
 STATE_DIR=${SLIPWAY_STATE_DIR:-/var/tmp/slipway-services}
@@ -20,6 +24,8 @@ PG_USER=${SLIPWAY_PG_USER:-slipway}
 PG_PASSWORD=${SLIPWAY_PG_PASSWORD:-slipway}
 PG_DB=${SLIPWAY_PG_DB:-slipway}
 ROOT_IMAGE=${SLIPWAY_ROOT_IMAGE:-slipway.local/root:busybox}
+DOCKER_TCP_ADDR=${SLIPWAY_DOCKER_TCP_ADDR:-127.0.0.1:2375}
+DOCKER_SOCKET=/var/run/docker.sock
 PG_VERSION=15
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -66,12 +72,50 @@ docker_up() {
     is_root || die "docker: no engine answers and only root can start dockerd"
     # A killed dockerd leaves its pid file behind, which blocks the next start.
     [ -f /var/run/docker.pid ] && { log "docker: removing stale /var/run/docker.pid"; rm -f /var/run/docker.pid; }
-    log "docker: starting /usr/sbin/dockerd (log: $STATE_DIR/dockerd.log)"
-    nohup /usr/sbin/dockerd >"$STATE_DIR/dockerd.log" 2>&1 &
+    loopback_only
+    log "docker: starting /usr/sbin/dockerd, also on tcp://$DOCKER_TCP_ADDR (log: $STATE_DIR/dockerd.log)"
+    nohup /usr/sbin/dockerd -H "unix://$DOCKER_SOCKET" -H "tcp://$DOCKER_TCP_ADDR" >"$STATE_DIR/dockerd.log" 2>&1 &
     echo $! >"$STATE_DIR/dockerd.started"
   fi
   wait_for 90 "docker" docker info || die "docker: engine did not answer within 90s (see $STATE_DIR/dockerd.log)"
   log "docker: engine answers"
+}
+
+# ---------------------------------------------------------------- the engine on loopback TCP
+docker_tcp_ok() { curl -fs -m 5 -o /dev/null "http://$DOCKER_TCP_ADDR/_ping"; }
+
+# An engine on TCP without TLS is root on the host for anyone who can connect: loopback only.
+loopback_only() {
+  case "$DOCKER_TCP_ADDR" in
+    127.*:* | localhost:*) ;;
+    *) die "docker: refusing to expose the engine on $DOCKER_TCP_ADDR without TLS; use a loopback address" ;;
+  esac
+}
+
+# The forwarder's pid, when the pid file names a live socat (a recycled pid is never signalled).
+forwarder_pid() {
+  local pid
+  [ -f "$STATE_DIR/docker-tcp.pid" ] || return 1
+  pid=$(cat "$STATE_DIR/docker-tcp.pid")
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = socat ] && echo "$pid"
+}
+
+docker_tcp_up() {
+  if docker_tcp_ok; then log "docker: also answers on tcp://$DOCKER_TCP_ADDR"; return 0; fi
+  loopback_only
+  command -v curl >/dev/null 2>&1 || apt_install curl
+  # A forwarder left from an earlier run that no longer answers is replaced.
+  local stale
+  if stale=$(forwarder_pid); then kill "$stale" 2>/dev/null || true; fi
+  rm -f "$STATE_DIR/docker-tcp.pid"
+  command -v socat >/dev/null 2>&1 || apt_install socat
+  local host=${DOCKER_TCP_ADDR%:*} port=${DOCKER_TCP_ADDR##*:}
+  log "docker: forwarding tcp://$DOCKER_TCP_ADDR to $DOCKER_SOCKET (socat; log: $STATE_DIR/docker-tcp.log)"
+  nohup socat "TCP-LISTEN:$port,bind=$host,reuseaddr,fork" "UNIX-CONNECT:$DOCKER_SOCKET" \
+    >"$STATE_DIR/docker-tcp.log" 2>&1 &
+  echo $! >"$STATE_DIR/docker-tcp.pid"
+  wait_for 15 "docker tcp" docker_tcp_ok || die "docker: tcp://$DOCKER_TCP_ADDR does not answer (see $STATE_DIR/docker-tcp.log)"
+  log "docker: also answers on tcp://$DOCKER_TCP_ADDR"
 }
 
 # ---------------------------------------------------------------- OCI registry
@@ -176,12 +220,13 @@ root_image_up() {
 up() {
   mkdir -p "$STATE_DIR"
   docker_up
+  docker_tcp_up
   registry_up
   pg_up
   root_image_up
   cat >&2 <<EOF
 services: ready
-  docker engine   $(docker info --format '{{.ServerVersion}} ({{.Driver}})' 2>/dev/null)
+  docker engine   $(docker info --format '{{.ServerVersion}} ({{.Driver}})' 2>/dev/null), also DOCKER_HOST=tcp://$DOCKER_TCP_ADDR
   OCI registry    oci://$REGISTRY_ADDR
   PostgreSQL      postgres://$PG_USER:***@127.0.0.1:$PG_PORT/$PG_DB
   root image      $ROOT_IMAGE
@@ -192,6 +237,7 @@ EOF
 status() {
   local rc=0
   if docker_ok; then log "docker: up"; else log "docker: DOWN"; rc=1; fi
+  if docker_tcp_ok; then log "docker tcp: up ($DOCKER_TCP_ADDR)"; else log "docker tcp: DOWN ($DOCKER_TCP_ADDR)"; rc=1; fi
   if registry_ok; then log "registry: up ($REGISTRY_ADDR)"; else log "registry: DOWN ($REGISTRY_ADDR)"; rc=1; fi
   if pg_ok; then log "postgres: up (127.0.0.1:$PG_PORT)"; else log "postgres: DOWN (127.0.0.1:$PG_PORT)"; rc=1; fi
   if root_image_ok; then log "root image: present ($ROOT_IMAGE)"; else log "root image: MISSING ($ROOT_IMAGE)"; rc=1; fi
@@ -199,6 +245,11 @@ status() {
 }
 
 down() {
+  local forwarder
+  if forwarder=$(forwarder_pid); then
+    kill "$forwarder" 2>/dev/null && log "docker tcp: stopped the forwarder" || true
+  fi
+  rm -f "$STATE_DIR/docker-tcp.pid"
   if [ -f "$STATE_DIR/registry.pid" ]; then
     kill "$(cat "$STATE_DIR/registry.pid")" 2>/dev/null && log "registry: stopped" || true
     rm -f "$STATE_DIR/registry.pid"

@@ -28,7 +28,11 @@ export interface Settings {
   readonly targetRegistryCredentials: { readonly username?: string; readonly password?: string };
   /** Tokens for template sources (`SLIPWAY_GIT_TOKEN`, `GITHUB_TOKEN`, `GITEA_TOKEN`). */
   readonly sourceTokens: SourceTokens;
-  /** How to reach the Docker engine (`DOCKER_HOST`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`). */
+  /**
+   * How to reach the Docker engine, as the docker CLI would: `DOCKER_HOST` (with
+   * `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`), else `DOCKER_CONTEXT` or the current context of the
+   * CLI's config (`DOCKER_CONFIG`, default `~/.docker`), else the local socket.
+   */
   readonly docker: DockerConnection;
   /** Actor candidates, most specific first: `SLIPWAY_ACTOR`, the CI actor, then `USER`. */
   readonly actors: readonly string[];

@@ -45,4 +45,9 @@ describe('selectImages', () => {
     expect(selectImages(plan).map((i) => i.name)).toEqual(['platform', 'tools', 'agent']);
     expect(() => selectImages(plan, ['nope'])).toThrow('image "nope" is not in the plan');
   });
+
+  it('without bases (a piecewise build) keeps only the requested images', () => {
+    expect(selectImages(plan, ['agent'], false).map((i) => i.name)).toEqual(['agent']);
+    expect(selectImages(plan, [], false).map((i) => i.name)).toEqual(['platform', 'tools', 'agent']);
+  });
 });

@@ -2,6 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SlipwayError } from '../core/errors.js';
 import { type EventSink, silentSink } from '../core/events.js';
+import type { ImageRef } from '../core/image-ref.js';
 import { LABELS } from '../core/labels.js';
 import { sha256Hex } from '../core/tree-digest.js';
 import type { ImageEngine, ImageInfo } from '../engine/image-engine.js';
@@ -9,6 +10,7 @@ import type { LoadedManifest } from '../manifest/load.js';
 import type { Plan, PlannedImage } from '../plan/types.js';
 import { contextDigest, type ExtraEntry, packContext, readBuildContext } from '../preflight/context.js';
 import { analyzeDockerfile, referencesBaseImage } from '../preflight/dockerfile.js';
+import { type BuildRegistry, cacheSources, type ResolvedBase, resolveBase } from './resolve-base.js';
 
 /** An image built (or found up to date) by {@link buildImages}. */
 export interface BuiltImage {
@@ -38,6 +40,20 @@ export interface BuildOptions {
   readonly signal?: AbortSignal;
   /** The clock for `org.opencontainers.image.created` (tests). */
   readonly now?: () => Date;
+  /**
+   * Where the bases of `only` come from. `build` (default): they are built in this run too.
+   * `pushed`: a base not named in `only` is resolved by the digest pushed for this plan (its
+   * immutable tag in `registry`), pulled by digest and verified: how one plan is built piecewise
+   * across runners.
+   */
+  readonly bases?: 'build' | 'pushed';
+  /**
+   * The registry the plan publishes to: bases are resolved there (`bases: 'pushed'`), and unless
+   * `noCache`, each build takes cached layers from the image's `{env}-latest` and its base there.
+   */
+  readonly registry?: BuildRegistry;
+  /** Scrubs credentials from pull errors. */
+  readonly redact?: (text: string) => string;
 }
 
 /** Everything that decides what an image contains; `created` is left out so equal inputs give equal digests. */
@@ -73,8 +89,11 @@ export function localTagFor(repository: string, digest: string): string {
   return `${repository}:slipway-${digest.replace(/^sha256:/, '').slice(0, 12)}`;
 }
 
-/** The plan's images to build: `only` and their bases, in plan order. */
-export function selectImages(plan: Plan, only?: readonly string[]): PlannedImage[] {
+/**
+ * The plan's images to build: `only` and (unless `withBases` is false) their bases, in plan
+ * order; every image of the plan when `only` is empty.
+ */
+export function selectImages(plan: Plan, only?: readonly string[], withBases = true): PlannedImage[] {
   if (!only || only.length === 0) return [...plan.images];
   const byName = new Map(plan.images.map((i) => [i.name, i]));
   const wanted = new Set<string>();
@@ -87,7 +106,7 @@ export function selectImages(plan: Plan, only?: readonly string[]): PlannedImage
       });
     }
     wanted.add(name);
-    if (image.base !== null) add(image.base);
+    if (withBases && image.base !== null) add(image.base);
   };
   for (const n of only) add(n);
   return plan.images.filter((i) => wanted.has(i.name));
@@ -95,7 +114,8 @@ export function selectImages(plan: Plan, only?: readonly string[]): PlannedImage
 
 /**
  * Builds the plan's images in order, each dependent image `FROM` the base built (or found up to
- * date) in this run, passed as BASE_IMAGE by image ID. An image whose input digest matches an
+ * date) in this run, passed as BASE_IMAGE by image ID, or (`bases: 'pushed'`) the base pushed
+ * for this plan, passed by `registry/repo@digest`. An image whose input digest matches an
  * existing local image is reused, unless `noCache`. Returns the built images by name.
  */
 export async function buildImages(
@@ -109,18 +129,42 @@ export async function buildImages(
   const built: Record<string, BuiltImage> = {};
   const byName = new Map(plan.images.map((i) => [i.name, i]));
 
-  for (const image of selectImages(plan, options.only)) {
+  const pushedBases = options.bases === 'pushed' && (options.only?.length ?? 0) > 0;
+  if (pushedBases && !options.registry) {
+    throw new SlipwayError('USAGE', 'building bases from the registry needs a registry', {
+      hint: 'pass --registry URL, or set publish.registry in the manifest',
+    });
+  }
+  const selected = selectImages(plan, options.only, !pushedBases);
+  const resolved = new Map<string, ResolvedBase>();
+  for (const image of selected) {
     if (options.signal?.aborted) {
       throw new SlipwayError('INTERRUPTED', 'build interrupted', { resource: image.name });
     }
     try {
+      const planned = image.base === null ? undefined : byName.get(image.base);
+      let pulled: ResolvedBase | undefined;
+      if (image.base !== null && planned && !built[image.base] && pushedBases && options.registry) {
+        pulled =
+          resolved.get(image.base) ??
+          (await resolveBase(planned, {
+            engine,
+            registry: options.registry,
+            sink,
+            dependent: image.name,
+            ...(options.redact ? { redact: options.redact } : {}),
+          }));
+        resolved.set(image.base, pulled);
+      }
       built[image.name] = await buildOne(loaded, image, {
         engine,
         sink,
         now,
         noCache: options.noCache ?? false,
         buildkit: options.buildkit ?? false,
-        base: image.base === null ? null : { built: built[image.base], planned: byName.get(image.base) },
+        base: image.base === null ? null : { built: built[image.base], planned, pulled },
+        ...(options.registry ? { registry: options.registry } : {}),
+        ...(options.redact ? { redact: options.redact } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
       });
     } catch (err) {
@@ -142,8 +186,25 @@ interface OneOptions {
   now: () => Date;
   noCache: boolean;
   buildkit: boolean;
-  base: { built: BuiltImage | undefined; planned: PlannedImage | undefined } | null;
+  base: {
+    built: BuiltImage | undefined;
+    planned: PlannedImage | undefined;
+    pulled: ResolvedBase | undefined;
+  } | null;
+  registry?: BuildRegistry;
+  redact?: (text: string) => string;
   signal?: AbortSignal;
+}
+
+/** The base a build chains to: built in this run, or pulled by the digest pushed for the plan. */
+interface ChainBase {
+  readonly id: string;
+  /** What BASE_IMAGE is set to. */
+  readonly buildRef: (buildkit: boolean) => string;
+  readonly info: ImageInfo;
+  readonly planned: PlannedImage;
+  /** The registry reference when it was resolved there (a cache source too). */
+  readonly ref?: ImageRef;
 }
 
 async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptions): Promise<BuiltImage> {
@@ -174,8 +235,17 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
     );
   }
 
-  let base: { image: BuiltImage; info: ImageInfo; planned: PlannedImage } | null = null;
-  if (o.base !== null) {
+  let base: ChainBase | null = null;
+  if (o.base?.pulled && o.base.planned) {
+    const { pulled, planned } = o.base;
+    base = {
+      id: pulled.id,
+      buildRef: () => pulled.ref.toString(),
+      info: pulled.info,
+      planned,
+      ref: pulled.ref,
+    };
+  } else if (o.base !== null) {
     const { built, planned } = o.base;
     if (!built || !planned) {
       throw new SlipwayError(
@@ -198,7 +268,9 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
         },
       );
     }
-    base = { image: built, info, planned };
+    // BuildKit in dockerd resolves `FROM sha256:<id>` as a registry name, so it gets the base's
+    // content-addressed local tag instead; the layer check after the build proves it was that image.
+    base = { id: built.id, buildRef: (bk) => (bk ? built.localTag : built.id), info, planned };
   }
 
   const digestOfInputs = inputDigest({
@@ -206,7 +278,8 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
     contextDigest: digest,
     buildArgs: image.buildArgs,
     target: image.target,
-    baseId: base?.image.id ?? null,
+    // The image ID, equal to the config digest: the same whether the base was built here or pulled.
+    baseId: base?.id ?? null,
     labels: image.labels,
   });
   const localTag = localTagFor(image.repository, digestOfInputs);
@@ -227,11 +300,23 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
 
   sink({ kind: 'step-start', stage: 'build', subject: image.name, message: `building ${image.dockerfile}` });
 
-  // BuildKit in dockerd resolves `FROM sha256:<id>` as a registry name, so it gets the base's
-  // content-addressed local tag instead; the layer check below proves it was that image.
   const buildArgs: Record<string, string> = { ...image.buildArgs };
-  if (base) buildArgs.BASE_IMAGE = o.buildkit ? base.image.localTag : base.image.id;
+  if (base) buildArgs.BASE_IMAGE = base.buildRef(o.buildkit);
   await requireLocalFroms(engine, image, dockerfile.toString('utf8'), buildArgs);
+  // BuildKit writes its cache metadata into the image config, so a later build on an empty
+  // engine can take cached layers from the pushed image without pulling it.
+  if (o.buildkit) buildArgs.BUILDKIT_INLINE_CACHE = '1';
+  const cacheFrom =
+    o.registry && !o.noCache
+      ? await cacheSources(image, {
+          engine,
+          registry: o.registry,
+          sink,
+          buildkit: o.buildkit,
+          ...(base?.ref ? { base: base.ref } : {}),
+          ...(o.redact ? { redact: o.redact } : {}),
+        })
+      : [];
 
   const labels: Record<string, string> = {
     ...image.labels,
@@ -239,8 +324,8 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
     [LABELS.inputDigest]: digestOfInputs,
     ...(base
       ? {
-          [LABELS.baseName]: `${base.planned.repository}:${base.planned.immutableTags[0] ?? base.image.localTag}`,
-          [LABELS.baseDigest]: base.image.id,
+          [LABELS.baseName]: `${base.planned.repository}:${base.planned.immutableTags[0] ?? base.id}`,
+          [LABELS.baseDigest]: base.id,
         }
       : {}),
   };
@@ -274,6 +359,7 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
       target: image.target,
       noCache: o.noCache,
       buildkit: o.buildkit,
+      cacheFrom,
     },
     (line) => sink({ kind: 'output', stage: 'build', subject: image.name, line }),
     o.signal,
@@ -285,7 +371,7 @@ async function buildOne(loaded: LoadedManifest, image: PlannedImage, o: OneOptio
     if (!base.info.layers.every((l, i) => layers[i] === l)) {
       throw new SlipwayError(
         'BUILD_FAILED',
-        `image ${image.name} (${id}) is not built on its base ${base.planned.name} (${base.image.id}): its layers do not start with the base's`,
+        `image ${image.name} (${id}) is not built on its base ${base.planned.name} (${base.id}): its layers do not start with the base's`,
         { resource: image.name, hint: `the Dockerfile must build its final stage FROM \${BASE_IMAGE}` },
       );
     }

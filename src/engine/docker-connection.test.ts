@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -105,5 +106,106 @@ describe('dockerConnectionFromEnv', () => {
         expect.objectContaining({ code: 'ENGINE_UNREACHABLE', resource: 'DOCKER_HOST' }),
       );
     }
+  });
+});
+
+describe('dockerConnectionFromEnv with docker contexts', () => {
+  let config: string;
+  beforeEach(() => {
+    config = mkdtempSync(path.join(tmpdir(), 'slipway-docker-config-'));
+  });
+  afterEach(() => rmSync(config, { recursive: true, force: true }));
+
+  /** Writes a context the way `docker context create` stores it. */
+  const context = (name: string, host: string, tls: Record<string, string> = {}, skip = false) => {
+    const id = createHash('sha256').update(name).digest('hex');
+    mkdirSync(path.join(config, 'contexts', 'meta', id), { recursive: true });
+    writeFileSync(
+      path.join(config, 'contexts', 'meta', id, 'meta.json'),
+      JSON.stringify({
+        Name: name,
+        Metadata: {},
+        Endpoints: { docker: { Host: host, SkipTLSVerify: skip } },
+      }),
+    );
+    if (Object.keys(tls).length > 0) {
+      mkdirSync(path.join(config, 'contexts', 'tls', id, 'docker'), { recursive: true });
+      for (const [file, content] of Object.entries(tls))
+        writeFileSync(path.join(config, 'contexts', 'tls', id, 'docker', file), content);
+    }
+  };
+
+  it('reads the endpoint of DOCKER_CONTEXT from the context store under DOCKER_CONFIG', () => {
+    context('ci-engine', 'tcp://10.1.2.3:2375');
+    expect(dockerConnectionFromEnv({ DOCKER_CONTEXT: 'ci-engine', DOCKER_CONFIG: config })).toEqual({
+      protocol: 'http',
+      host: '10.1.2.3',
+      port: 2375,
+    });
+  });
+
+  it("uses the context's TLS material for https, default port 2376", () => {
+    context('secure', 'tcp://engine.internal', {
+      'ca.pem': 'ctx ca',
+      'cert.pem': 'ctx cert',
+      'key.pem': 'ctx key',
+    });
+    const c = dockerConnectionFromEnv({ DOCKER_CONTEXT: 'secure', DOCKER_CONFIG: config });
+    expect(c).toEqual({
+      protocol: 'https',
+      host: 'engine.internal',
+      port: 2376,
+      ca: Buffer.from('ctx ca'),
+      cert: Buffer.from('ctx cert'),
+      key: Buffer.from('ctx key'),
+    });
+    expect(describeConnection(c)).toBe('tcp+tls://engine.internal:2376');
+  });
+
+  it('falls back to the currentContext of config.json under $HOME/.docker; "default" is the local socket', () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'slipway-home-'));
+    try {
+      config = path.join(home, '.docker');
+      context('remote', 'unix:///run/remote.sock');
+      writeFileSync(path.join(config, 'config.json'), JSON.stringify({ currentContext: 'remote' }));
+      expect(dockerConnectionFromEnv({ HOME: home })).toEqual({ socketPath: '/run/remote.sock' });
+      expect(dockerConnectionFromEnv({ HOME: home, DOCKER_CONTEXT: 'default' })).toEqual({
+        socketPath: '/var/run/docker.sock',
+      });
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('DOCKER_HOST wins over DOCKER_CONTEXT, as in the docker CLI', () => {
+    context('ci-engine', 'tcp://10.1.2.3:2375');
+    expect(
+      dockerConnectionFromEnv({
+        DOCKER_HOST: 'tcp://127.0.0.1:2375',
+        DOCKER_CONTEXT: 'ci-engine',
+        DOCKER_CONFIG: config,
+      }),
+    ).toEqual({ protocol: 'http', host: '127.0.0.1', port: 2375 });
+  });
+
+  it('refuses a context that does not exist, an ssh endpoint and skipped TLS verification, naming the context', () => {
+    expect(() => dockerConnectionFromEnv({ DOCKER_CONTEXT: 'nope', DOCKER_CONFIG: config })).toThrow(
+      expect.objectContaining({
+        code: 'ENGINE_UNREACHABLE',
+        resource: 'context nope',
+        message: expect.stringContaining('docker context "nope" does not exist'),
+      }),
+    );
+    context('over-ssh', 'ssh://user@host');
+    expect(() => dockerConnectionFromEnv({ DOCKER_CONTEXT: 'over-ssh', DOCKER_CONFIG: config })).toThrow(
+      expect.objectContaining({ code: 'ENGINE_UNREACHABLE', resource: 'context over-ssh' }),
+    );
+    context('insecure', 'tcp://h:2376', { 'ca.pem': 'x' }, true);
+    expect(() => dockerConnectionFromEnv({ DOCKER_CONTEXT: 'insecure', DOCKER_CONFIG: config })).toThrow(
+      expect.objectContaining({
+        code: 'ENGINE_UNREACHABLE',
+        message: expect.stringContaining('skips TLS verification'),
+      }),
+    );
   });
 });

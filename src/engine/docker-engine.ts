@@ -407,6 +407,9 @@ async function build(
       labels: { ...request.labels },
       ...(request.target ? { target: request.target } : {}),
       nocache: request.noCache,
+      ...(request.cacheFrom && request.cacheFrom.length > 0
+        ? { cachefrom: JSON.stringify(request.cacheFrom) }
+        : {}),
       // Never pull: images come from this run or are already local (build.ts checks FROMs).
       pull: false,
       rm: true,

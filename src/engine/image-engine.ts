@@ -76,6 +76,11 @@ export interface BuildRequest {
   readonly noCache: boolean;
   /** Build with BuildKit instead of the classic builder. */
   readonly buildkit: boolean;
+  /**
+   * Images to take cached layers from (`cache-from`). BuildKit reads a registry image's inline
+   * cache without pulling it; the classic builder only uses images the engine already has.
+   */
+  readonly cacheFrom?: readonly string[];
 }
 
 /** Why a pull failed: the registry could not be reached, it answered no, or the engine is gone. */

@@ -14,6 +14,11 @@ export interface PublishRequest {
   readonly noCache?: boolean;
   readonly buildkit?: boolean;
   /**
+   * `pushed`: the bases of `only` are not built or pushed here but resolved by the digest pushed
+   * for this plan (a plan published piecewise, one image per runner). Default `build`.
+   */
+  readonly bases?: 'build' | 'pushed';
+  /**
    * Push and verify the immutable tags only; the caller moves the moving tags later (release
    * does, once every pushed digest passed smoke).
    */
@@ -47,7 +52,8 @@ export async function publishPlan(
   ports: PublishPorts,
 ): Promise<PublishResult> {
   const only = request.only ?? [];
-  const toPush: Plan = { ...plan, images: selectImages(plan, only) };
+  const pushedBases = request.bases === 'pushed' && only.length > 0;
+  const toPush: Plan = { ...plan, images: selectImages(plan, only, !pushedBases) };
   const signal = request.signal ? { signal: request.signal } : {};
   const pushOptions = {
     engine: ports.engine,
@@ -66,6 +72,9 @@ export async function publishPlan(
     only,
     noCache: request.noCache ?? false,
     buildkit: request.buildkit ?? false,
+    bases: request.bases ?? 'build',
+    registry: ports.registry,
+    redact: (text: string) => ports.redactor.redact(text),
     sink: ports.sink,
     now: ports.clock,
     ...signal,

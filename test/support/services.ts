@@ -11,6 +11,8 @@ export const registryAddr = process.env.SLIPWAY_REGISTRY_ADDR ?? '127.0.0.1:5000
 export const pgUrl =
   process.env.SLIPWAY_TEST_PG_URL ??
   `postgres://${process.env.SLIPWAY_PG_USER ?? 'slipway'}:${process.env.SLIPWAY_PG_PASSWORD ?? 'slipway'}@127.0.0.1:${process.env.SLIPWAY_PG_PORT ?? '5432'}/${process.env.SLIPWAY_PG_DB ?? 'slipway'}`;
+/** The engine on loopback TCP (`scripts/services.sh up` forwards it to the local socket). */
+export const dockerTcpAddr = process.env.SLIPWAY_DOCKER_TCP_ADDR ?? '127.0.0.1:2375';
 /** The local root image (busybox-static), since nothing can be pulled. */
 export const rootImage = process.env.SLIPWAY_ROOT_IMAGE ?? 'slipway.local/root:busybox';
 
@@ -31,7 +33,7 @@ function tcpOpen(host: string, port: number): Promise<boolean> {
 
 /** Throws, naming the service and the fix, unless the engine, registry, PostgreSQL and root image are there. */
 export async function requireServices(
-  which: Array<'docker' | 'registry' | 'postgres' | 'rootImage'> = [
+  which: Array<'docker' | 'dockerTcp' | 'registry' | 'postgres' | 'rootImage'> = [
     'docker',
     'registry',
     'postgres',
@@ -57,6 +59,11 @@ export async function requireServices(
     const [host, port] = registryAddr.split(':');
     if (!(await tcpOpen(host ?? '127.0.0.1', Number(port ?? 5000))))
       problems.push(`no registry listens on ${registryAddr}`);
+  }
+  if (which.includes('dockerTcp')) {
+    const [host, port] = dockerTcpAddr.split(':');
+    if (!(await tcpOpen(host ?? '127.0.0.1', Number(port ?? 2375))))
+      problems.push(`the Docker engine does not listen on tcp://${dockerTcpAddr}`);
   }
   if (which.includes('postgres')) {
     const port = Number(process.env.SLIPWAY_PG_PORT ?? 5432);

@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
 import { buildImages } from '../../build/build.js';
+import type { BuildRegistry } from '../../build/resolve-base.js';
+import type { EventSink } from '../../core/events.js';
+import type { ImageEngine } from '../../engine/image-engine.js';
 import type { Plan } from '../../plan/types.js';
 import { preflight } from '../../preflight/preflight.js';
+import type { Clock } from '../../release/ports.js';
 import type { Cli } from '../cli.js';
 import {
   collectBuildArg,
@@ -15,6 +19,7 @@ interface BuildCommandOptions extends PlanCommandOptions {
   cache: boolean;
   buildkit: boolean;
   plan?: string;
+  registry?: string;
 }
 
 /** `slipway build [IMAGE...]`: preflight, plan (or --plan FILE), build with BASE_IMAGE chaining. */
@@ -30,7 +35,14 @@ export function registerBuild(program: Command, cli: Cli): void {
     .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
     .option('--no-cache', 'rebuild even when up to date, without the layer cache')
     .option('--buildkit', 'build with BuildKit instead of the classic builder', false)
-    .option('--plan <file>', 'execute a plan made earlier with `slipway plan --json`')
+    .option(
+      '--plan <file>',
+      'execute a plan made earlier with `slipway plan --json`; with IMAGE… the bases are pulled by the digest pushed for the plan',
+    )
+    .option(
+      '--registry <url>',
+      'the registry bases (with --plan IMAGE…) and cached layers come from (default with --plan: manifest publish.registry)',
+    )
     .action(async (images: string[], opts: BuildCommandOptions) => {
       const loaded = await cli.loadManifest();
       let plan: Plan;
@@ -43,17 +55,30 @@ export function registerBuild(program: Command, cli: Cli): void {
         await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
         plan = await planFromOptions(cli, loaded, images, opts);
       }
-      const built = await cli.withPorts({}, (ports) =>
+      // A piecewise build (--plan with named images) takes its bases from the registry.
+      const piecewise = opts.plan !== undefined && images.length > 0;
+      const registry = opts.registry ?? (piecewise ? loaded.manifest.publish.registry : undefined);
+      if (piecewise && !registry) {
+        cli.usage(
+          'building IMAGE… from a plan pulls their bases from the registry: pass --registry URL or set publish.registry',
+        );
+      }
+      const run = (ports: { engine: ImageEngine; sink: EventSink; clock: Clock }, reg?: BuildRegistry) =>
         buildImages(loaded, plan, {
           engine: ports.engine,
           only: images,
+          bases: piecewise ? 'pushed' : 'build',
+          ...(reg ? { registry: reg } : {}),
+          redact: (text) => cli.redactor.redact(text),
           noCache: !opts.cache,
           buildkit: opts.buildkit,
           sink: ports.sink,
           now: ports.clock,
           ...(cli.io.signal ? { signal: cli.io.signal } : {}),
-        }),
-      );
+        });
+      const built = registry
+        ? await cli.withPorts({ registry }, (ports) => run(ports, ports.registry))
+        : await cli.withPorts({}, (ports) => run(ports));
       const list = Object.values(built);
       cli.print(
         { ok: true, env: plan.env, sha: plan.sha, images: list },

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SlipwayError } from '../../core/errors.js';
 import type { LoadedManifest } from '../../manifest/load.js';
+import { planMatrix } from '../../plan/matrix.js';
 import { makePlan, parsePlan } from '../../plan/plan.js';
 import { gitHead, gitSource } from '../../plan/revision.js';
 import type { Plan } from '../../plan/types.js';
@@ -70,13 +71,18 @@ export async function planFromOptions(
   });
 }
 
-/** Reads a plan made earlier (`slipway plan --json > FILE`) and preflights each image with the plan's own args. */
-export async function readPlanFile(cli: Cli, loaded: LoadedManifest, planFile: string): Promise<Plan> {
+/** Reads and validates a plan made earlier (`slipway plan --json > FILE`), without preflight. */
+export async function readPlanDocument(cli: Cli, planFile: string): Promise<Plan> {
   const file = cli.resolve(planFile);
   const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new SlipwayError('USAGE', `cannot read plan ${planFile} (${err.code})`, { resource: file });
   });
-  const plan = parsePlan(text, planFile);
+  return parsePlan(text, planFile);
+}
+
+/** Reads a plan made earlier (`slipway plan --json > FILE`) and preflights each image with the plan's own args. */
+export async function readPlanFile(cli: Cli, loaded: LoadedManifest, planFile: string): Promise<Plan> {
+  const plan = await readPlanDocument(cli, planFile);
   // The plan's args already hold the run's overrides: check each image against its own.
   for (const image of plan.images) {
     await preflight(loaded, { images: [image.name], buildArgs: image.buildArgs, sink: cli.sink });
@@ -109,9 +115,22 @@ export function registerPlan(program: Command, cli: Cli): void {
     .option('--env <env>', 'environment name rendered into tags', 'dev')
     .option('--sha <sha>', 'source revision (default: git rev-parse HEAD in the manifest directory)')
     .option('--build-arg <key=value>', 'build arg for every image (repeatable)', collectBuildArg, [])
-    .action(async (images: string[], opts: PlanCommandOptions) => {
+    .option(
+      '--matrix',
+      'add `matrix` to the plan: its images by dependency level, as an Actions matrix takes them (fromJSON)',
+      false,
+    )
+    .action(async (images: string[], opts: PlanCommandOptions & { matrix: boolean }) => {
       const loaded = await cli.loadManifest();
       const plan = await planFromOptions(cli, loaded, images, opts);
-      cli.print(plan, describePlan(plan));
+      if (!opts.matrix) {
+        cli.print(plan, describePlan(plan));
+        return;
+      }
+      const matrix = planMatrix(plan);
+      cli.print({ ...plan, matrix }, [
+        ...describePlan(plan),
+        ...matrix.levels.map((l) => `  level ${l.level}: ${l.include.map((e) => e.image).join(', ')}`),
+      ]);
     });
 }

@@ -17,6 +17,7 @@ interface PushCommandOptions extends Omit<PlanCommandOptions, 'env'> {
   createRepos: boolean;
   overwriteImmutable: boolean;
   plan?: string;
+  buildkit: boolean;
 }
 
 /** `slipway push --registry URL --env ENV [--sha SHA] [--create-repos] [--plan FILE] [IMAGE...]`. */
@@ -40,7 +41,15 @@ export function registerPush(program: Command, cli: Cli): void {
       'overwrite an immutable tag that names an image built from other inputs (logged; refused without it)',
       false,
     )
-    .option('--plan <file>', 'execute a plan made earlier with `slipway plan --json`')
+    .option(
+      '--plan <file>',
+      'execute a plan made earlier with `slipway plan --json`; with IMAGE… only those are built and pushed, their bases pulled by the digest pushed for the plan',
+    )
+    .option(
+      '--buildkit',
+      'build with BuildKit: cached layers come from the registry without a pull (inline cache)',
+      false,
+    )
     .action(async (images: string[], opts: PushCommandOptions) => {
       const loaded = await cli.loadManifest();
       const url = opts.registry ?? loaded.manifest.publish.registry;
@@ -61,6 +70,7 @@ export function registerPush(program: Command, cli: Cli): void {
         await preflight(loaded, { buildArgs: parseBuildArgs(cli, opts.buildArg), sink: cli.sink });
         plan = await planFromOptions(cli, loaded, images, { ...opts, env: opts.env });
       }
+      const piecewise = opts.plan !== undefined && images.length > 0;
       // One pipeline with release: the registry and credentials are checked before anything is built.
       const { pushed: result } = await cli.withPorts({ registry: url }, (ports) =>
         publishPlan(
@@ -68,6 +78,10 @@ export function registerPush(program: Command, cli: Cli): void {
           plan,
           {
             only: images,
+            bases: piecewise ? 'pushed' : 'build',
+            // Across runners the moving tags move once, in the finishing step (release --plan --finish).
+            holdMovingTags: piecewise,
+            buildkit: opts.buildkit,
             createRepos: opts.createRepos,
             overwriteImmutable: opts.overwriteImmutable,
             ...(cli.io.signal ? { signal: cli.io.signal } : {}),

@@ -2,14 +2,16 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { pinStoreUrlFor } from '../../app/settings.js';
+import { SlipwayError } from '../../core/errors.js';
 import { gitHead, gitSource } from '../../plan/revision.js';
+import { finishRelease, recordsOrAttestations } from '../../release/finish.js';
 import { release } from '../../release/release.js';
 import { toJUnitXml } from '../../smoke/junit.js';
 import { renderReport, type SmokeReport } from '../../smoke/report.js';
 import type { Cli } from '../cli.js';
 import { policyKeys } from './keys.js';
 import { actorFor } from './pins.js';
-import { collectBuildArg, parseBuildArgs } from './plan.js';
+import { collectBuildArg, parseBuildArgs, readPlanDocument } from './plan.js';
 
 interface ReleaseCommandOptions {
   registry?: string;
@@ -25,6 +27,8 @@ interface ReleaseCommandOptions {
   junit?: string;
   by?: string;
   signKey?: string;
+  plan?: string;
+  finish: boolean;
 }
 
 /** `slipway release`: the whole pipeline, failing closed before any moving tag or pin changes. */
@@ -70,7 +74,17 @@ export function registerRelease(program: Command, cli: Cli): void {
       '--sign-key <file>',
       'ECDSA P-256 PEM key signing the smoke and provenance attestations (default: $SLIPWAY_SIGNING_KEY, $SLIPWAY_SIGNING_KEY_FILE)',
     )
+    .option(
+      '--plan <file>',
+      'with --finish: the plan (`slipway plan --json`) whose images were pushed and smoked piecewise',
+    )
+    .option(
+      '--finish',
+      'finish a plan published piecewise: check every image is pushed and passed smoke, then move the moving tags (and pins with --promote)',
+      false,
+    )
     .action(async (opts: ReleaseCommandOptions) => {
+      if (opts.finish || opts.plan !== undefined) return finish(cli, opts);
       const loaded = await cli.loadManifest();
       const registry = opts.registry ?? loaded.manifest.publish.registry;
       if (!registry) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
@@ -141,4 +155,70 @@ export function registerRelease(program: Command, cli: Cli): void {
         await writeJUnit();
       }
     });
+}
+
+/** `slipway release --plan FILE --finish`: the finishing job of a fan-out publish. */
+async function finish(cli: Cli, opts: ReleaseCommandOptions): Promise<void> {
+  if (!opts.finish || opts.plan === undefined) {
+    cli.usage('--finish and --plan go together', 'e.g. slipway release --plan plan.json --finish --promote');
+  }
+  if (opts.sha !== undefined || opts.buildArg.length > 0 || opts.junit !== undefined) {
+    cli.usage('--finish builds nothing: drop --sha, --build-arg and --junit (the plan fixes them)');
+  }
+  const loaded = await cli.loadManifest();
+  const plan = await readPlanDocument(cli, opts.plan);
+  for (const image of plan.images) {
+    const declared = loaded.manifest.images[image.name];
+    if (declared?.repository !== image.repository) {
+      throw new SlipwayError(
+        'PLAN_INVALID',
+        `${opts.plan}: image ${image.name} (${image.repository}) is not an image of ${loaded.file}`,
+        { resource: opts.plan, hint: 'finish the plan with the manifest it was made from' },
+      );
+    }
+  }
+  const registry = opts.registry ?? loaded.manifest.publish.registry;
+  if (!registry) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
+  const pinStore = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
+  const by = await actorFor(cli, loaded.dir, opts.by);
+  const keys = await policyKeys(cli, loaded);
+  const result = await cli.withPorts({ registry, pinStore }, (ports) =>
+    finishRelease(
+      plan,
+      {
+        by,
+        promote: opts.promote,
+        // Runners that smoked an image may have written to other pin stores: their attestations count.
+        verdicts: recordsOrAttestations(ports.verdicts, ports.attestations, keys, ports.pins.description),
+        attestations: { store: ports.attestations, keys },
+        ...(cli.io.signal ? { signal: cli.io.signal } : {}),
+      },
+      ports,
+    ),
+  );
+  const images = result.pushed.images.map((i) => ({
+    name: i.name,
+    repository: i.repository,
+    digest: i.digest,
+    tags: i.tags,
+    smoke: result.verdicts[i.name]?.passed ? 'passed' : 'failed',
+  }));
+  cli.print(
+    {
+      ok: true,
+      env: plan.env,
+      sha: plan.sha,
+      registry: result.pushed.registry,
+      images,
+      pins: result.promotions.map((p) => ({ runtime: p.plan.runtime, applied: p.applied, pin: p.pin })),
+    },
+    [
+      ...images.map((i) => `${i.repository}@${i.digest}  tags: ${i.tags.join(', ')}  smoke: ${i.smoke}`),
+      ...result.promotions.map((p) =>
+        p.applied
+          ? `pin ${p.plan.runtime} -> ${p.pin?.image}`
+          : `pin ${p.plan.runtime} already at ${p.pin?.digest ?? p.plan.to.digest} (no change)`,
+      ),
+    ],
+  );
 }

@@ -2,7 +2,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { type Command, Option } from 'commander';
 import { pinStoreUrlFor } from '../../app/settings.js';
+import { SlipwayError } from '../../core/errors.js';
 import { ImageRef } from '../../core/image-ref.js';
+import type { LoadedManifest } from '../../manifest/load.js';
+import type { SmokeSpec } from '../../manifest/schema.js';
 import type { EngineAuth } from '../../publish/registry.js';
 import { attestSmoke } from '../../release/attest-step.js';
 import { templatesAsserted, templatesFromReceipt } from '../../smoke/expected.js';
@@ -13,6 +16,7 @@ import { runSmoke } from '../../smoke/run.js';
 import { readReceipt } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
 import { actorFor } from './pins.js';
+import { readPlanDocument } from './plan.js';
 
 interface SmokeCommandOptions {
   ref?: string;
@@ -21,6 +25,7 @@ interface SmokeCommandOptions {
   allowSkip: boolean;
   pins?: string;
   timeout?: string;
+  plan?: string;
   registry?: string;
   signKey?: string;
 }
@@ -37,12 +42,19 @@ export function registerSmoke(program: Command, cli: Cli): void {
       new Option(
         '--ref <reference>',
         'the pushed reference to pull and boot (registry/repo@sha256:... or :tag)',
-      ).conflicts('local'),
+      ).conflicts(['local', 'plan']),
     )
     .addOption(
-      new Option('--local <id>', 'boot a local image id or name (no registry, no smoke record)').conflicts(
+      new Option('--local <id>', 'boot a local image id or name (no registry, no smoke record)').conflicts([
         'ref',
-      ),
+        'plan',
+      ]),
+    )
+    .addOption(
+      new Option(
+        '--plan <file>',
+        "smoke the digest pushed for this plan (the image's immutable tag in the registry), e.g. on the runner that pushed it",
+      ).conflicts(['ref', 'local']),
     )
     .option('--junit <file>', 'also write the report as JUnit XML')
     .option('--allow-skip', 'report an image without a smoke spec as skipped (refused in CI)', false)
@@ -53,14 +65,15 @@ export function registerSmoke(program: Command, cli: Cli): void {
     .option('--timeout <seconds>', "readiness timeout, overriding the spec's timeoutSeconds")
     .option(
       '--registry <url>',
-      'the registry --ref is in, where the verdict is attached as an attestation (default: publish.registry)',
+      'the registry the image is in (--plan: the one it was pushed to); the verdict is attached there as an attestation (default: publish.registry)',
     )
     .option(
       '--sign-key <file>',
       'sign the smoke attestation with this ECDSA P-256 PEM key (else $SLIPWAY_SIGNING_KEY[_FILE])',
     )
     .action(async (imageName: string, opts: SmokeCommandOptions) => {
-      if (!opts.ref && !opts.local) cli.usage('smoke needs --ref REFERENCE (a pushed image) or --local ID');
+      if (!opts.ref && !opts.local && !opts.plan)
+        cli.usage('smoke needs --ref REFERENCE (a pushed image), --plan FILE or --local ID');
       let timeoutSeconds: number | undefined;
       if (opts.timeout !== undefined) {
         timeoutSeconds = Number(opts.timeout);
@@ -73,8 +86,11 @@ export function registerSmoke(program: Command, cli: Cli): void {
           'a skipped smoke run is not a verdict: add a smoke spec to the image in manifest.json instead of --allow-skip',
         );
       }
-      const ref = opts.ref ? ImageRef.parse(opts.ref, '--ref') : undefined;
       const loaded = await cli.loadManifest();
+      const fromPlan = opts.plan
+        ? await pushedForPlan(cli, loaded, imageName, opts.plan, opts.registry)
+        : undefined;
+      const ref = opts.ref ? ImageRef.parse(opts.ref, '--ref') : fromPlan?.ref;
       const image = loaded.manifest.images[imageName];
       if (!image) {
         const names = Object.keys(loaded.manifest.images);
@@ -93,15 +109,18 @@ export function registerSmoke(program: Command, cli: Cli): void {
         );
 
       // Pull credentials come from the settings; the registry host from the reference itself.
-      const auth: EngineAuth | undefined = ref
-        ? { ...cli.settings.registryCredentials, ...(ref.registry ? { serveraddress: ref.registry } : {}) }
-        : undefined;
+      const auth: EngineAuth | undefined =
+        fromPlan?.auth ??
+        (ref
+          ? { ...cli.settings.registryCredentials, ...(ref.registry ? { serveraddress: ref.registry } : {}) }
+          : undefined);
       const report = await cli.withPorts({}, (ports) =>
         runSmoke({
           engine: ports.engine,
           image: ref ? ref.toString() : (opts.local ?? ''),
           imageName,
-          spec: image.smoke,
+          // A plan fixes the spec its images are judged by.
+          spec: fromPlan?.spec ?? image.smoke,
           templates,
           ...(auth ? { pull: { auth } } : {}),
           allowSkip: opts.allowSkip,
@@ -170,4 +189,47 @@ export function registerSmoke(program: Command, cli: Cli): void {
             ? 3
             : 1;
     });
+}
+
+/** The digest pushed for a plan's image (its first immutable tag), with the pull credentials. */
+async function pushedForPlan(
+  cli: Cli,
+  loaded: LoadedManifest,
+  imageName: string,
+  planFile: string,
+  registryFlag: string | undefined,
+): Promise<{ ref: ImageRef; auth: EngineAuth; spec: SmokeSpec | undefined }> {
+  const plan = await readPlanDocument(cli, planFile);
+  const planned = plan.images.find((i) => i.name === imageName);
+  if (!planned) {
+    cli.usage(
+      `image "${imageName}" is not in the plan ${planFile}`,
+      `planned images: ${plan.images.map((i) => i.name).join(', ') || '(none)'}`,
+    );
+  }
+  const url = registryFlag ?? loaded.manifest.publish.registry;
+  if (!url)
+    cli.usage(
+      'smoke --plan resolves the pushed digest in a registry: pass --registry URL or set publish.registry',
+    );
+  const tag = planned.immutableTags[0] ?? '';
+  return cli.withPorts({ registry: url }, async (ports) => {
+    const name = ports.registry.imageName(planned.repository);
+    const digest = await ports.registry.resolve(planned.repository, tag);
+    if (digest === null) {
+      throw new SlipwayError(
+        'GATE_REFUSED',
+        `${name.withTag(tag)} does not exist: ${imageName} was not pushed for this plan`,
+        {
+          resource: name.withTag(tag).toString(),
+          hint: `push it first: slipway push ${imageName} --plan ${planFile}`,
+        },
+      );
+    }
+    return {
+      ref: name.withDigest(digest),
+      auth: await ports.registry.engineAuth(),
+      spec: planned.smoke ?? undefined,
+    };
+  });
 }
