@@ -111,10 +111,13 @@ describe('dockerConnectionFromEnv', () => {
 
 describe('dockerConnectionFromEnv with docker contexts', () => {
   let config: string;
+  // A test may point `config` elsewhere; the directory made here is removed all the same.
+  let made: string;
   beforeEach(() => {
-    config = mkdtempSync(path.join(tmpdir(), 'slipway-docker-config-'));
+    made = mkdtempSync(path.join(tmpdir(), 'slipway-docker-config-'));
+    config = made;
   });
-  afterEach(() => rmSync(config, { recursive: true, force: true }));
+  afterEach(() => rmSync(made, { recursive: true, force: true }));
 
   /** Writes a context the way `docker context create` stores it. */
   const context = (name: string, host: string, tls: Record<string, string> = {}, skip = false) => {
