@@ -27,7 +27,8 @@ import { buildReport, type Summary } from './report.js';
 import { buildGroup } from './scenarios/build.js';
 import type { BenchConfig } from './scenarios/config.js';
 import { contextGroup } from './scenarios/context.js';
-import { crossRegistryGroup, freshRunnerGroup } from './scenarios/guarded.js';
+import { crossRegistryGroup } from './scenarios/cross-registry.js';
+import { freshRunnerGroup } from './scenarios/fresh-runner.js';
 import { releaseGroup } from './scenarios/release.js';
 import { retagGroup } from './scenarios/retag.js';
 import { stageGroup } from './scenarios/stage.js';
@@ -220,7 +221,8 @@ async function main(): Promise<void> {
     buildGroup(config),
     retagGroup(config, 50),
     retagGroup(config, 500),
-    crossRegistryGroup(config),
+    crossRegistryGroup(config, 50),
+    crossRegistryGroup(config, 500, 3),
     releaseGroup(config),
     stageGroup(config, {
       id: 'mem-100m',
