@@ -1,4 +1,5 @@
-import { Agent, fetch as undiciFetch } from 'undici';
+import { Readable } from 'node:stream';
+import { Agent, fetch as undiciFetch, request as undiciRequest } from 'undici';
 import type { Timeouts } from './timeouts.js';
 
 /**
@@ -17,4 +18,46 @@ export function boundedFetch(timeouts: Timeouts): typeof fetch {
       ...(init as Parameters<typeof undiciFetch>[1]),
       dispatcher,
     })) as unknown as typeof fetch;
+}
+
+/**
+ * The same limits for requests whose body is a stream (a blob copied from one registry to
+ * another). undici's fetch reads a streamed request body ahead of the socket, so a 500 MB blob
+ * would sit in memory; its `request` API writes a Node stream with backpressure, keeping memory
+ * flat. Answers as a `Response`, like fetch.
+ */
+export function boundedStreamFetch(timeouts: Timeouts): typeof fetch {
+  const dispatcher = new Agent({
+    connectTimeout: timeouts.requestMs,
+    headersTimeout: timeouts.requestMs,
+    bodyTimeout: timeouts.requestMs,
+  });
+  return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const body = init?.body;
+    const res = await undiciRequest(String(input), {
+      method: (init?.method ?? 'GET') as 'PUT',
+      headers: Object.fromEntries(new Headers(init?.headers).entries()),
+      ...(body
+        ? {
+            body:
+              body instanceof ReadableStream
+                ? Readable.fromWeb(body as import('node:stream/web').ReadableStream)
+                : (body as Buffer),
+          }
+        : {}),
+      ...(init?.signal ? { signal: init.signal } : {}),
+      dispatcher,
+    });
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(res.headers)) {
+      if (v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) headers.append(k, one);
+    }
+    const noBody = res.statusCode === 204 || res.statusCode === 304 || init?.method === 'HEAD';
+    if (noBody) await res.body.dump();
+    return new Response(noBody ? null : (Readable.toWeb(res.body) as ReadableStream), {
+      status: res.statusCode,
+      headers,
+    });
+  }) as typeof fetch;
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import pLimit from 'p-limit';
-import { boundedFetch } from '../core/bounded-fetch.js';
+import { boundedFetch, boundedStreamFetch } from '../core/bounded-fetch.js';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
@@ -131,16 +131,18 @@ type Scope = string;
 const pull = (repo: string): Scope => `repository:${repo}:pull`;
 const pushPull = (repo: string): Scope => `repository:${repo}:pull,push`;
 
-/** The OCI Distribution API over fetch: anonymous, basic or bearer-token auth, with retries. */
 /** The outer bound of one streamed blob transfer; its idle limit is what normally ends a stall. */
 const STREAM_DEADLINE_MS = 6 * 60 * 60 * 1000;
 
+/** The OCI Distribution API over fetch: anonymous, basic or bearer-token auth, with retries. */
 export class OciRegistry implements Registry {
   readonly url: string;
   private readonly host: string;
   private readonly prefix: string;
   private readonly base: string;
   private readonly fetchFn: typeof fetch;
+  /** Sends streamed bodies (blobs copied between registries) with backpressure. */
+  private readonly streamFetchFn: typeof fetch;
   private readonly redactor: Redactor;
   private readonly basic: string | undefined;
   private scheme: 'none' | 'basic' | 'bearer' = 'none';
@@ -160,6 +162,7 @@ export class OciRegistry implements Registry {
     this.base = `${http ? 'http' : 'https'}://${url.host}`;
     this.timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
     this.fetchFn = options.fetch ?? boundedFetch(this.timeouts);
+    this.streamFetchFn = options.fetch ?? boundedStreamFetch(this.timeouts);
     this.redactor = options.redactor ?? new Redactor();
     this.redactor.add(options.password);
     if (options.username !== undefined && options.password !== undefined) {
@@ -586,7 +589,8 @@ export class OciRegistry implements Registry {
         const headers: Record<string, string> = { ...opts.headers };
         const auth = await this.authorization(opts.scopes);
         if (auth) headers.authorization = auth;
-        const res = await this.fetchFn(url, {
+        const streamed = opts.body !== undefined && !Buffer.isBuffer(opts.body);
+        const res = await (streamed ? this.streamFetchFn : this.fetchFn)(url, {
           method,
           headers,
           signal,
