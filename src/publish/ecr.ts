@@ -96,7 +96,9 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
       return { token: data.authorizationToken, proxyEndpoint: data.proxyEndpoint, expiresAt: data.expiresAt };
     },
     async describeRepository(registryId, repository) {
-      await client.send(new (sdk().DescribeRepositoriesCommand)({ registryId, repositoryNames: [repository] }));
+      await client.send(
+        new (sdk().DescribeRepositoriesCommand)({ registryId, repositoryNames: [repository] }),
+      );
     },
     async createRepository(registryId, repository, settings) {
       await client.send(

@@ -182,7 +182,24 @@ export class GitTemplateSource implements TreeSource {
   /** Fetches just the pinned commit (shallow), falling back to a full fetch when the server refuses a SHA. */
   private async fetchCommit(repo: string, sha: string): Promise<void> {
     const { url } = this.location;
-    const shallow = await this.git(['fetch', '--quiet', '--no-tags', '--depth', '1', url, sha], repo);
+    // A scratch repository is removed right after: no auto-maintenance, and no fsync (each one
+    // stalls every file the other templates are writing on the same file system).
+    const shallow = await this.git(
+      [
+        '-c',
+        'maintenance.auto=false',
+        '-c',
+        'core.fsync=none',
+        'fetch',
+        '--quiet',
+        '--no-tags',
+        '--depth',
+        '1',
+        url,
+        sha,
+      ],
+      repo,
+    );
     if (shallow.code !== 0) {
       this.throwIfUnreachableOrDenied(shallow.stderr);
       // Servers without uploadpack.allowReachableSHA1InWant refuse a SHA; every ref is the fallback.
