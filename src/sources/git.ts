@@ -179,6 +179,17 @@ export class GitTemplateSource implements TreeSource {
     }
   }
 
+  /**
+   * For a repository on this machine, the serving side (upload-pack and its pack-objects) is our
+   * own child: with git's default 1 GiB pack windows it maps the whole pack, so its memory grows
+   * with the template (250 MB for a 250 MB template). Small windows keep it flat. (Client `-c`
+   * settings do not reach a local upload-pack; a remote host's upload-pack is not ours to tune.)
+   */
+  private localUploadPack(): string[] {
+    if (!this.location.identity.startsWith('file://')) return [];
+    return ['--upload-pack', 'git -c core.packedGitWindowSize=16m -c core.packedGitLimit=64m upload-pack'];
+  }
+
   /** Fetches just the pinned commit (shallow), falling back to a full fetch when the server refuses a SHA. */
   private async fetchCommit(repo: string, sha: string): Promise<void> {
     const { url } = this.location;
@@ -193,6 +204,7 @@ export class GitTemplateSource implements TreeSource {
         'fetch',
         '--quiet',
         '--no-tags',
+        ...this.localUploadPack(),
         '--depth',
         '1',
         url,
@@ -208,6 +220,7 @@ export class GitTemplateSource implements TreeSource {
           'fetch',
           '--quiet',
           '--no-tags',
+          ...this.localUploadPack(),
           url,
           '+refs/heads/*:refs/slipway/heads/*',
           '+refs/tags/*:refs/slipway/tags/*',
