@@ -7,7 +7,7 @@ import type { EventSink } from '../core/events.js';
 import { silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from '../core/timeouts.js';
-import { dockerEngine } from '../engine/docker-engine.js';
+import { lazyEngine } from '../engine/lazy-engine.js';
 import { openPinStore } from '../promote/open.js';
 import { openRegistry } from '../publish/open.js';
 import type { Clock, Ports, TargetPorts } from '../release/ports.js';
@@ -67,7 +67,12 @@ export async function openPorts<R extends PortRequest>(
   const signer = request.sign ? await loadSigner(settings, request.cwd, request.sign) : null;
   const base: BasePorts = {
     signer,
-    engine: dockerEngine(settings.docker, { timeouts: engineTimeoutsOf(settings) }),
+    // dockerode (and its dependencies) load on the first engine call: `tag` and `stage` never make one.
+    engine: lazyEngine(async () =>
+      (await import('../engine/docker-engine.js')).dockerEngine(settings.docker, {
+        timeouts: engineTimeoutsOf(settings),
+      }),
+    ),
     sources: (template, ctx) => sourceFor(template, { timeouts, ...ctx }, settings.sourceTokens),
     sink: request.sink ?? silentSink,
     clock: request.clock ?? (() => new Date()),

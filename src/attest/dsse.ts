@@ -1,7 +1,11 @@
 import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { dsse } from '@sigstore/core';
+import { createRequire } from 'node:module';
+import type * as Sigstore from '@sigstore/core';
 import { SlipwayError } from '../core/errors.js';
 import type { Statement } from './statement.js';
+
+// @sigstore/core (CommonJS) loads when the first envelope is encoded, not when the CLI starts.
+const requireHere = createRequire(import.meta.url);
 
 /**
  * DSSE envelopes (https://github.com/secure-systems-lab/dsse) signed with ECDSA P-256 over the
@@ -35,7 +39,7 @@ export interface Signer {
 
 /** The DSSE pre-authentication encoding (PAE) of a payload. */
 export function pae(payloadType: string, payload: Buffer): Buffer {
-  return dsse.preAuthEncoding(payloadType, payload);
+  return (requireHere('@sigstore/core') as typeof Sigstore).dsse.preAuthEncoding(payloadType, payload);
 }
 
 /** `sha256:<hex>` of a public key's SPKI DER. */

@@ -8,6 +8,7 @@ import { Redactor } from '../core/redact.js';
 import { assertContract } from '../manifest/contract.js';
 import { type LoadedManifest, loadManifest } from '../manifest/load.js';
 import { ActionsReporter, inActions } from './actions/reporter.js';
+import type { liveRenderer } from './render/live.js';
 import { openRenderer } from './render/open.js';
 import { chooseRenderer, type Renderer } from './render/renderer.js';
 import { timeoutsOf } from './timeouts.js';
@@ -110,6 +111,13 @@ export class Cli {
   }
 
   private chosen: Renderer | undefined;
+  private live: typeof liveRenderer | undefined;
+
+  /** Loads what only some runs need (live progress on a terminal, the Actions job summary) before any command runs. */
+  async prepare(): Promise<void> {
+    await this.actions?.prepare();
+    if (this.io.terminal) this.live = (await import('./render/live.js')).liveRenderer;
+  }
 
   /** How progress is shown (src/cli/render): chosen on first use, once the global options are parsed. */
   get renderer(): Renderer {
@@ -122,6 +130,7 @@ export class Cli {
       }),
       this.io,
       (text) => this.redactor.redact(text),
+      this.live,
     );
     return this.chosen;
   }

@@ -74,6 +74,7 @@ export async function main(argv: readonly string[], io?: Partial<CliIO>): Promis
   };
   const { program, cli } = buildProgram(fullIO);
   try {
+    await cli.prepare();
     return await run(program, cli, argv, fullIO);
   } finally {
     cli.closeOutput();

@@ -1,6 +1,10 @@
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import { Agent, fetch as undiciFetch, request as undiciRequest } from 'undici';
+import type * as Undici from 'undici';
 import type { Timeouts } from './timeouts.js';
+
+// undici (CommonJS, about 1 MB of code) loads on the first request, not when the CLI starts.
+const requireHere = createRequire(import.meta.url);
 
 /**
  * A fetch whose every request is bounded: connecting, waiting for the response headers, and
@@ -8,16 +12,24 @@ import type { Timeouts } from './timeouts.js';
  * waits 300 s for headers and has no connect limit of its own.)
  */
 export function boundedFetch(timeouts: Timeouts): typeof fetch {
-  const dispatcher = new Agent({
-    connectTimeout: timeouts.requestMs,
-    headersTimeout: timeouts.requestMs,
-    bodyTimeout: timeouts.requestMs,
-  });
-  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-    undiciFetch(input as Parameters<typeof undiciFetch>[0], {
-      ...(init as Parameters<typeof undiciFetch>[1]),
-      dispatcher,
-    })) as unknown as typeof fetch;
+  let client: { dispatcher: Undici.Agent; fetch: typeof Undici.fetch } | undefined;
+  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    if (!client) {
+      const { Agent, fetch: undiciFetch } = requireHere('undici') as typeof Undici;
+      client = {
+        dispatcher: new Agent({
+          connectTimeout: timeouts.requestMs,
+          headersTimeout: timeouts.requestMs,
+          bodyTimeout: timeouts.requestMs,
+        }),
+        fetch: undiciFetch,
+      };
+    }
+    return client.fetch(input as Parameters<typeof Undici.fetch>[0], {
+      ...(init as Parameters<typeof Undici.fetch>[1]),
+      dispatcher: client.dispatcher,
+    });
+  }) as unknown as typeof fetch;
 }
 
 /**
@@ -27,14 +39,22 @@ export function boundedFetch(timeouts: Timeouts): typeof fetch {
  * flat. Answers as a `Response`, like fetch.
  */
 export function boundedStreamFetch(timeouts: Timeouts): typeof fetch {
-  const dispatcher = new Agent({
-    connectTimeout: timeouts.requestMs,
-    headersTimeout: timeouts.requestMs,
-    bodyTimeout: timeouts.requestMs,
-  });
+  let client: { dispatcher: Undici.Agent; request: typeof Undici.request } | undefined;
   return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    if (!client) {
+      const { Agent, request } = requireHere('undici') as typeof Undici;
+      client = {
+        dispatcher: new Agent({
+          connectTimeout: timeouts.requestMs,
+          headersTimeout: timeouts.requestMs,
+          bodyTimeout: timeouts.requestMs,
+        }),
+        request,
+      };
+    }
+    const { dispatcher } = client;
     const body = init?.body;
-    const res = await undiciRequest(String(input), {
+    const res = await client.request(String(input), {
       method: (init?.method ?? 'GET') as 'PUT',
       headers: Object.fromEntries(new Headers(init?.headers).entries()),
       ...(body

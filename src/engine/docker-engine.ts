@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { isUnreachable, SlipwayError } from '../core/errors.js';
 import type { ImageRef } from '../core/image-ref.js';
 import { BuildLog, type BuildMessage, TAIL_LINES } from './build-stream.js';
@@ -72,7 +73,9 @@ function dockerodeFor(connection: DockerConnection, timeoutMs?: number): Docker 
   const options = 'socketPath' in connection ? connection : { ...connection, pathPrefix: '/' };
   // `timeout` is the modem's socket idle limit: the engine must answer (or send more) within it.
   const timeout = timeoutMs === undefined ? {} : { timeout: timeoutMs };
-  return new Docker({ ...cleared, ...options, ...timeout } as Docker.DockerOptions);
+  // dockerode (CommonJS) loads when an engine is first built, not with the library.
+  const DockerClient = createRequire(import.meta.url)('dockerode') as typeof Docker;
+  return new DockerClient({ ...cleared, ...options, ...timeout } as Docker.DockerOptions);
 }
 
 /** `45s`, `2m`, `1m30s`: a limit for messages. */

@@ -4,3 +4,4 @@ export * from './container-archive.js';
 export * from './docker-connection.js';
 export * from './docker-engine.js';
 export * from './image-engine.js';
+export * from './lazy-engine.js';

@@ -1,9 +1,13 @@
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
 import type { z } from 'zod';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { type Manifest, ManifestSchema } from './schema.js';
+
+// yaml (CommonJS) loads only to report duplicate keys, not when the CLI starts.
+const requireHere = createRequire(import.meta.url);
 
 /** A manifest together with where it was read from (relative paths resolve against `dir`). */
 export interface LoadedManifest {
@@ -89,9 +93,9 @@ export function parseManifest(text: string, file: string): Manifest {
   }
   // JSON.parse keeps the last of two equal keys, so two templates with one name would silently
   // become one. JSON is YAML 1.2, and the yaml parser reports duplicate keys with positions.
-  const duplicates = parseDocument(text, { uniqueKeys: true }).errors.filter(
-    (e) => e.code === 'DUPLICATE_KEY',
-  );
+  const duplicates = (requireHere('yaml') as typeof Yaml)
+    .parseDocument(text, { uniqueKeys: true })
+    .errors.filter((e) => e.code === 'DUPLICATE_KEY');
   if (duplicates.length > 0) {
     const details = duplicates.map((e) => {
       const lp = e.linePos?.[0];

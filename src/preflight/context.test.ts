@@ -1,9 +1,25 @@
-import { symlinkSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { extract } from 'tar-stream';
+import { extract, pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { writeTree } from '../../test/build/layout.js';
-import { contextDigest, packContext, parseDockerignore, readBuildContext } from './context.js';
+import {
+  type BuildContext,
+  contextDigest,
+  type ExtraEntry,
+  packContext,
+  parseDockerignore,
+  readBuildContext,
+} from './context.js';
 
 async function tarOf(stream: NodeJS.ReadableStream): Promise<{ bytes: Buffer; entries: string[] }> {
   const chunks: Buffer[] = [];
@@ -75,5 +91,78 @@ describe('build context', () => {
     expect(await contextDigest(one)).toBe(await contextDigest(two));
     const three = await readBuildContext(writeTree({ ...files, 'a/b.txt': 'B' }));
     expect(await contextDigest(three)).not.toBe(await contextDigest(one));
+  });
+});
+
+/** The tar the previous tar-stream implementation wrote for a context: the reference bytes. */
+async function tarStreamReference(ctx: BuildContext, extra: readonly ExtraEntry[]): Promise<Buffer> {
+  const tar = pack();
+  const header = { uid: 0, gid: 0, uname: '', gname: '', mtime: new Date('1980-01-01T00:00:00Z') };
+  const skip = new Set(extra.map((e) => e.path));
+  const add = (h: Parameters<typeof tar.entry>[0], content?: Buffer) =>
+    new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (content === undefined) tar.entry(h, cb);
+      else tar.entry(h, content, cb);
+    });
+  const chunks: Buffer[] = [];
+  tar.on('data', (c) => chunks.push(c as Buffer));
+  const ended = new Promise<void>((resolve) => tar.on('end', () => resolve()));
+  for (const e of extra) await add({ ...header, name: e.path, type: 'file', mode: 0o644 }, e.content);
+  for (const e of ctx.entries.filter((x) => !skip.has(x.path))) {
+    if (e.type === 'directory') await add({ ...header, name: e.path, type: 'directory', mode: e.mode });
+    else if (e.type === 'symlink')
+      await add({ ...header, name: e.path, type: 'symlink', mode: e.mode, linkname: readlinkSync(e.abs) });
+    else await add({ ...header, name: e.path, type: 'file', mode: e.mode }, readFileSync(e.abs));
+  }
+  tar.finalize();
+  await ended;
+  return Buffer.concat(chunks);
+}
+
+describe('context tar', () => {
+  it('writes the bytes tar-stream wrote: ustar prefixes, PAX names and links, UTF-8, large and empty files', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-ctxtar-'));
+    try {
+      const deep = `${'d'.repeat(60)}/${'e'.repeat(60)}`;
+      mkdirSync(path.join(dir, deep), { recursive: true });
+      writeFileSync(path.join(dir, deep, `${'f'.repeat(90)}.txt`), 'prefix split');
+      mkdirSync(path.join(dir, 'x'.repeat(120)));
+      writeFileSync(path.join(dir, 'x'.repeat(120), 'y'.repeat(101)), 'needs pax');
+      writeFileSync(path.join(dir, 'héllo wörld.txt'), 'utf-8 name');
+      writeFileSync(path.join(dir, 'empty'), '');
+      writeFileSync(path.join(dir, 'odd'), 'x'.repeat(513));
+      writeFileSync(path.join(dir, 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
+      writeFileSync(path.join(dir, 'big.bin'), Buffer.alloc(2.5 * 1024 * 1024 + 7, 7));
+      symlinkSync('run.sh', path.join(dir, 'short-link'));
+      symlinkSync('t'.repeat(140), path.join(dir, 'long-link'));
+      const ctx = await readBuildContext(dir);
+      const extra = [{ path: 'Dockerfile', content: Buffer.from('FROM scratch\n') }];
+      const ours = (await tarOf(packContext(ctx, extra))).bytes;
+      expect(ours.equals(await tarStreamReference(ctx, extra))).toBe(true);
+      expect((await tarOf(packContext(ctx))).entries).toContain(
+        `${'x'.repeat(120)}/${'y'.repeat(101)} file 644 0:0 1980-01-01T00:00:00.000Z`,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails the stream when a file changed size after it was listed', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'slipway-ctxtar-'));
+    try {
+      writeFileSync(path.join(dir, 'small'), 'abc');
+      writeFileSync(path.join(dir, 'large'), Buffer.alloc(3 * 1024 * 1024));
+      const ctx = await readBuildContext(dir);
+      writeFileSync(path.join(dir, 'small'), 'abcd');
+      await expect(tarOf(packContext(ctx))).rejects.toThrow(/small changed size while it was packed/);
+      writeFileSync(path.join(dir, 'small'), 'abc');
+      writeFileSync(path.join(dir, 'large'), Buffer.alloc(3 * 1024 * 1024 + 1));
+      await expect(tarOf(packContext(ctx))).rejects.toThrow(/large changed size while it was packed/);
+      writeFileSync(path.join(dir, 'large'), Buffer.alloc(2 * 1024 * 1024));
+      await expect(tarOf(packContext(ctx))).rejects.toThrow(/large changed size while it was packed/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

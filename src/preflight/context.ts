@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import dockerignore, { type Ignore } from '@balena/dockerignore';
-import pLimit from 'p-limit';
-import { pack } from 'tar-stream';
 import { SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
+import { ContextTar, type TarMember } from './context-tar.js';
 
 /** One entry of a build context, as the engine would receive it. */
 export interface ContextEntry {
@@ -56,7 +54,30 @@ export function parseDockerignore(text: string): string[] {
 // The package is CommonJS (`module.exports = factory`) typed as an ES default export.
 const ignore = dockerignore as unknown as typeof dockerignore.default;
 
-const byBytes = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** `items` sorted by the UTF-8 bytes of `key` (each key encoded once, not once per comparison). */
+function sortedByBytes<T>(items: readonly T[], key: (item: T) => string): T[] {
+  return items
+    .map((item) => ({ item, bytes: Buffer.from(key(item)) }))
+    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
+    .map((x) => x.item);
+}
+
+/** Work done between two turns of the event loop by the synchronous walk, digest and pack. */
+const SLICE_UNITS = 4096;
+
+/**
+ * A counter that yields to the event loop (signals, timers, other streams) once `SLICE_UNITS`
+ * units of synchronous work have been done since the last turn.
+ */
+function pauser(): (units: number) => Promise<void> | undefined {
+  let done = 0;
+  return (units) => {
+    done += units;
+    if (done < SLICE_UNITS) return undefined;
+    done = 0;
+    return new Promise((resolve) => setImmediate(resolve));
+  };
+}
 
 /**
  * Lists the build context of `dir` after its `.dockerignore`, skipping excluded directories the
@@ -82,12 +103,16 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
   const exceptions = patterns.filter((p) => p.startsWith('!')).map((p) => p.slice(1));
   const entries: ContextEntry[] = [];
 
+  const pause = pauser();
+  // Synchronous directory calls, with a turn of the event loop every few thousand entries: on a
+  // loaded machine a thread-pool round trip per lstat costs several times the call itself.
   const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(rel === '' ? abs : path.join(abs, rel))).sort(byBytes);
+    const names = sortedByBytes(readdirSync(rel === '' ? abs : path.join(abs, rel)), (n) => n);
     for (const name of names) {
+      await pause(1);
       const relPath = rel === '' ? name : `${rel}/${name}`;
       const full = path.join(abs, relPath);
-      const s = await lstat(full);
+      const s = lstatSync(full);
       const excluded = ig.ignores(relPath);
       if (s.isDirectory()) {
         // Mirrors docker/cli's walk: skip an excluded directory unless an exception lies below it.
@@ -106,39 +131,44 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
     }
   };
   await walk('');
-  entries.sort((a, b) => byBytes(a.path, b.path));
-  return { dir: abs, entries, ignore: ig, patterns };
+  return { dir: abs, entries: sortedByBytes(entries, (e) => e.path), ignore: ig, patterns };
 }
 
-/** Files up to this size are read whole (and read ahead); larger ones are streamed, so memory stays flat. */
-const WHOLE_FILE_LIMIT = 1024 * 1024;
+/** Files are hashed in reads of this size. */
+const READ_CHUNK = 1024 * 1024;
 
-/** How many small files are read ahead of the one being hashed or packed. */
-const READ_AHEAD = 16;
-
-/** sha256 hex of a context file, read whole when small and streamed when large. */
-async function hashFile(abs: string, size: number): Promise<string> {
-  if (size <= WHOLE_FILE_LIMIT) return sha256Hex(await readFile(abs));
+/** sha256 hex of a context file, read synchronously in chunks into `buf` (memory stays flat). */
+function hashFileSync(abs: string, buf: Buffer): string {
   const hash = createHash('sha256');
-  await pipeline(createReadStream(abs), hash);
+  const fd = openSync(abs, 'r');
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      hash.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
   return hash.digest('hex');
 }
 
 /** The tree digest (core/tree-digest.ts) of the files and symlinks a context sends. */
 export async function contextDigest(context: BuildContext): Promise<string> {
-  const limit = pLimit(READ_AHEAD);
-  const tree: TreeEntry[] = await Promise.all(
-    context.entries
-      .filter((e) => e.type !== 'directory')
-      .map(async (e) => ({
-        path: e.path,
-        type: e.type as 'file' | 'symlink',
-        mode: e.mode,
-        sha256: await limit(async () =>
-          e.type === 'file' ? hashFile(e.abs, e.size) : sha256Hex(Buffer.from(await readlink(e.abs))),
-        ),
-      })),
-  );
+  const buf = Buffer.allocUnsafe(READ_CHUNK);
+  const pause = pauser();
+  const tree: TreeEntry[] = [];
+  for (const e of context.entries) {
+    if (e.type === 'directory') continue;
+    // A file counts one unit per 64 KiB read, so big files yield as often as many small ones.
+    await pause(1 + Math.floor(e.size / 65_536));
+    tree.push({
+      path: e.path,
+      type: e.type,
+      mode: e.mode,
+      sha256: e.type === 'file' ? hashFileSync(e.abs, buf) : sha256Hex(Buffer.from(readlinkSync(e.abs))),
+    });
+  }
   return treeDigest(tree);
 }
 
@@ -154,83 +184,23 @@ export interface ExtraEntry {
 /**
  * Packs a context into a tar stream: entries in byte order, uid/gid 0, fixed mtimes, normalised
  * modes; `extra` files (e.g. the Dockerfile) are added first and replace context files of that name.
+ * Files are read as the stream is consumed (see ./context-tar.ts): memory stays flat.
  */
 export function packContext(context: BuildContext, extra: readonly ExtraEntry[] = []): Readable {
-  const tar = pack();
-  const header = { uid: 0, gid: 0, uname: '', gname: '', mtime: MTIME };
   const extraPaths = new Set(extra.map((e) => e.path));
-  void (async () => {
-    try {
-      for (const e of extra) {
-        await entry(
-          tar,
-          { ...header, name: e.path, type: 'file', mode: 0o644, size: e.content.length },
-          e.content,
-        );
-      }
-      const entries = context.entries.filter((e) => !extraPaths.has(e.path));
-      // Small files are read a few ahead of the tar writer: their reads overlap instead of queueing.
-      const ahead = new Map<number, Promise<Buffer>>();
-      const readAhead = (from: number) => {
-        for (let j = from; j < entries.length && j < from + READ_AHEAD; j += 1) {
-          const f = entries[j];
-          if (f && !ahead.has(j) && f.type === 'file' && f.size <= WHOLE_FILE_LIMIT) {
-            const read = readFile(f.abs);
-            read.catch(() => {});
-            ahead.set(j, read);
-          }
-        }
-      };
-      for (let i = 0; i < entries.length; i += 1) {
-        const e = entries[i] as ContextEntry;
-        readAhead(i);
-        const small = ahead.get(i);
-        ahead.delete(i);
-        if (e.type === 'directory') {
-          await entry(tar, { ...header, name: e.path, type: 'directory', mode: e.mode });
-        } else if (e.type === 'symlink') {
-          await entry(tar, {
-            ...header,
-            name: e.path,
-            type: 'symlink',
-            mode: e.mode,
-            linkname: await readlink(e.abs),
-          });
-        } else if (small) {
-          const content = await small;
-          if (content.length !== e.size) throw new Error(`${e.path} changed size while it was packed`);
-          await entry(tar, { ...header, name: e.path, type: 'file', mode: e.mode, size: e.size }, content);
-        } else {
-          await fileEntry(tar, { ...header, name: e.path, type: 'file', mode: e.mode, size: e.size }, e.abs);
-        }
-      }
-      tar.finalize();
-    } catch (err) {
-      tar.destroy(err as Error);
-    }
-  })();
-  return tar as unknown as Readable;
-}
-
-type Pack = ReturnType<typeof pack>;
-type Header = Parameters<Pack['entry']>[0];
-
-function entry(tar: Pack, header: Header, content?: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const cb = (err?: Error | null) => (err ? reject(err) : resolve());
-    if (content === undefined) tar.entry(header, cb);
-    else tar.entry(header, content, cb);
-  });
-}
-
-function fileEntry(tar: Pack, header: Header, file: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const sink = tar.entry(header, (err?: Error | null) => (err ? reject(err) : resolve()));
-    const src = createReadStream(file);
-    src.on('error', (err) => {
-      sink.destroy(err);
-      reject(err);
-    });
-    src.pipe(sink);
-  });
+  const members: TarMember[] = [
+    ...extra.map(
+      (e): TarMember => ({
+        name: e.path,
+        type: 'file',
+        mode: 0o644,
+        size: e.content.length,
+        content: e.content,
+      }),
+    ),
+    ...context.entries
+      .filter((e) => !extraPaths.has(e.path))
+      .map((e): TarMember => ({ name: e.path, type: e.type, mode: e.mode, size: e.size, abs: e.abs })),
+  ];
+  return new ContextTar(members, { mtimeSeconds: Math.floor(MTIME.getTime() / 1000) });
 }

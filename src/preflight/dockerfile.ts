@@ -1,11 +1,14 @@
-import {
-  Arg,
-  DockerfileParser,
-  Env,
-  type Instruction,
-  JSONInstruction,
-  ModifiableInstruction,
-} from 'dockerfile-ast';
+import { createRequire } from 'node:module';
+import type * as DockerfileAst from 'dockerfile-ast';
+import type { Instruction } from 'dockerfile-ast';
+
+// dockerfile-ast (CommonJS) loads when the first Dockerfile is read, not when the CLI starts.
+const requireHere = createRequire(import.meta.url);
+let astModule: typeof DockerfileAst | undefined;
+const ast = (): typeof DockerfileAst => {
+  astModule ??= requireHere('dockerfile-ast') as typeof DockerfileAst;
+  return astModule;
+};
 
 /**
  * The parts of a Dockerfile preflight and the build care about, read with `dockerfile-ast`:
@@ -95,7 +98,7 @@ const unquote = (s: string) =>
 /** The arguments of a COPY/ADD after its flags, honouring the JSON (exec) form. */
 function copyArguments(ins: Instruction): string[] | null {
   const content = ins.getArgumentsContent();
-  if (ins instanceof JSONInstruction && content?.trimStart().startsWith('[')) {
+  if (ins instanceof ast().JSONInstruction && content?.trimStart().startsWith('[')) {
     // dockerfile-ast drops spaces inside JSON strings; parse the text instead.
     try {
       const parsed: unknown = JSON.parse(content);
@@ -110,7 +113,7 @@ function copyArguments(ins: Instruction): string[] | null {
 
 /** Parses Dockerfile text; `buildArgs` are the values the build will pass (`--build-arg`). */
 export function analyzeDockerfile(text: string, buildArgs: Readonly<Record<string, string>>): DockerfileInfo {
-  const df = DockerfileParser.parse(text);
+  const df = ast().DockerfileParser.parse(text);
   const globalArgs = new Map<string, { line: number; value: string | undefined }>();
   const froms: FromLine[] = [];
   const sources: CopySource[] = [];
@@ -123,7 +126,7 @@ export function analyzeDockerfile(text: string, buildArgs: Readonly<Record<strin
     const keyword = ins.getKeyword();
     const stageScope = scope;
     const lookup: Lookup = stageScope ? (n) => stageScope.get(n) : (n) => globalArgs.get(n)?.value;
-    if (ins instanceof Arg) {
+    if (ins instanceof ast().Arg) {
       for (const prop of ins.getProperties()) {
         const name = prop.getName();
         const def = prop.getValue();
@@ -135,7 +138,7 @@ export function analyzeDockerfile(text: string, buildArgs: Readonly<Record<strin
         if (stageScope) stageScope.set(name, value);
         else if (!globalArgs.has(name)) globalArgs.set(name, { line, value });
       }
-    } else if (ins instanceof Env && stageScope) {
+    } else if (ins instanceof ast().Env && stageScope) {
       for (const prop of ins.getProperties()) {
         stageScope.set(prop.getName(), expandVariables(unquote(prop.getValue() ?? ''), lookup));
       }
@@ -147,7 +150,7 @@ export function analyzeDockerfile(text: string, buildArgs: Readonly<Record<strin
       froms.push({ line, raw, image: expandVariables(raw, (n) => globalArgs.get(n)?.value), stage });
       scope = new Map();
     } else if (keyword === 'COPY' || keyword === 'ADD') {
-      if (ins instanceof ModifiableInstruction && ins.getFlags().some((f) => f.getName() === 'from'))
+      if (ins instanceof ast().ModifiableInstruction && ins.getFlags().some((f) => f.getName() === 'from'))
         continue;
       const args = copyArguments(ins);
       if (args === null || args.length < 2) {

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { Redactor } from '../core/redact.js';
 import { DEFAULT_TIMEOUTS, isTimeout, type Timeouts } from '../core/timeouts.js';
@@ -147,7 +147,9 @@ export function translatePgError(err: unknown, url: string, what: string, schema
   return new SlipwayError('STORE_ERROR', `${what}: ${where}: ${message}`, { resource: where });
 }
 
-function poolFor(url: string, options: PostgresPinStoreOptions): pg.Pool {
+async function poolFor(url: string, options: PostgresPinStoreOptions): Promise<pg.Pool> {
+  // pg loads only when a postgres:// store is opened (the CLI's start-up does not pay for it).
+  const { default: pgModule } = await import('pg');
   const timeouts = options.timeouts ?? DEFAULT_TIMEOUTS;
   const lockMs = Math.max(1, Math.round(options.lockTimeoutMs ?? 30_000));
   // A statement may wait for a row lock (then PIN_CONFLICT) before its own deadline applies.
@@ -158,7 +160,7 @@ function poolFor(url: string, options: PostgresPinStoreOptions): pg.Pool {
     `-c idle_in_transaction_session_timeout=${timeouts.operationMs}`,
   ];
   if (options.schema !== undefined) settings.push(`-c search_path=${options.schema}`);
-  const pool = new pg.Pool({
+  const pool = new pgModule.Pool({
     connectionString: url,
     max: 2,
     connectionTimeoutMillis: options.connectTimeoutMs ?? timeouts.requestMs,
@@ -186,7 +188,7 @@ export async function migratePostgresPinStore(
   options: PostgresPinStoreOptions = {},
 ): Promise<{ applied: number[]; version: number }> {
   checkSchema(options.schema);
-  const pool = poolFor(url, options);
+  const pool = await poolFor(url, options);
   try {
     const client = await pool.connect();
     try {
@@ -310,7 +312,7 @@ export class PostgresPinStore implements PinStore {
   /** Connects and checks the schema is migrated (STORE_ERROR with the migrate hint otherwise). */
   static async open(url: string, options: PostgresPinStoreOptions = {}): Promise<PostgresPinStore> {
     checkSchema(options.schema);
-    const store = new PostgresPinStore(url, poolFor(url, options), options);
+    const store = new PostgresPinStore(url, await poolFor(url, options), options);
     try {
       await store.checkMigrated();
     } catch (err) {

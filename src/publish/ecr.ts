@@ -1,19 +1,7 @@
-import {
-  BatchCheckLayerAvailabilityCommand,
-  BatchGetImageCommand,
-  CompleteLayerUploadCommand,
-  CreateRepositoryCommand,
-  DescribeImagesCommand,
-  type DescribeImagesCommandOutput,
-  DescribeRepositoriesCommand,
-  ECRClient,
-  type ECRClientConfig,
-  GetAuthorizationTokenCommand,
-  InitiateLayerUploadCommand,
-  PutImageCommand,
-  UploadLayerPartCommand,
-} from '@aws-sdk/client-ecr';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { createRequire } from 'node:module';
+import type * as EcrSdk from '@aws-sdk/client-ecr';
+import type { DescribeImagesCommandOutput, ECRClient, ECRClientConfig } from '@aws-sdk/client-ecr';
+import type * as SmithyHttp from '@smithy/node-http-handler';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { ImageRef } from '../core/image-ref.js';
 import { Redactor } from '../core/redact.js';
@@ -37,6 +25,10 @@ import type {
   RepositorySettings,
 } from './registry.js';
 import type { RegistryUrl } from './url.js';
+
+// The AWS SDK (CommonJS) loads when an ECR client is first built, not with the library.
+const requireHere = createRequire(import.meta.url);
+const sdk = (): typeof EcrSdk => requireHere('@aws-sdk/client-ecr') as typeof EcrSdk;
 
 /** The ECR calls Slipway makes, and nothing else; {@link sdkEcrApi} implements it over the AWS SDK. */
 export interface EcrApi {
@@ -93,7 +85,7 @@ export interface EcrApi {
 export function sdkEcrApi(client: ECRClient): EcrApi {
   return {
     async getAuthorizationToken(registryId) {
-      const out = await client.send(new GetAuthorizationTokenCommand({ registryIds: [registryId] }));
+      const out = await client.send(new (sdk().GetAuthorizationTokenCommand)({ registryIds: [registryId] }));
       const data = out.authorizationData?.[0];
       if (!data?.authorizationToken || !data.proxyEndpoint) {
         throw new SlipwayError(
@@ -104,11 +96,13 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
       return { token: data.authorizationToken, proxyEndpoint: data.proxyEndpoint, expiresAt: data.expiresAt };
     },
     async describeRepository(registryId, repository) {
-      await client.send(new DescribeRepositoriesCommand({ registryId, repositoryNames: [repository] }));
+      await client.send(
+        new (sdk().DescribeRepositoriesCommand)({ registryId, repositoryNames: [repository] }),
+      );
     },
     async createRepository(registryId, repository, settings) {
       await client.send(
-        new CreateRepositoryCommand({
+        new (sdk().CreateRepositoryCommand)({
           registryId,
           repositoryName: repository,
           imageScanningConfiguration: { scanOnPush: settings.scanOnPush },
@@ -118,7 +112,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
     },
     async batchGetImage(registryId, repository, id) {
       const out = await client.send(
-        new BatchGetImageCommand({
+        new (sdk().BatchGetImageCommand)({
           registryId,
           repositoryName: repository,
           imageIds: [id],
@@ -140,7 +134,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
         let page: DescribeImagesCommandOutput;
         try {
           page = await client.send(
-            new DescribeImagesCommand({
+            new (sdk().DescribeImagesCommand)({
               registryId,
               repositoryName: repository,
               ...(digests ? { imageIds: digests.map((imageDigest) => ({ imageDigest })) } : {}),
@@ -162,7 +156,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
     },
     async putManifest(registryId, repository, image) {
       await client.send(
-        new PutImageCommand({
+        new (sdk().PutImageCommand)({
           registryId,
           repositoryName: repository,
           imageManifest: image.manifest,
@@ -174,7 +168,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
     },
     async layerAvailable(registryId, repository, digest) {
       const out = await client.send(
-        new BatchCheckLayerAvailabilityCommand({
+        new (sdk().BatchCheckLayerAvailabilityCommand)({
           registryId,
           repositoryName: repository,
           layerDigests: [digest],
@@ -184,7 +178,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
     },
     async uploadLayer(registryId, repository, digest, content) {
       const started = await client.send(
-        new InitiateLayerUploadCommand({ registryId, repositoryName: repository }),
+        new (sdk().InitiateLayerUploadCommand)({ registryId, repositoryName: repository }),
       );
       const uploadId = started.uploadId;
       if (!uploadId) throw new SlipwayError('REGISTRY_ERROR', `ECR opened no upload for ${repository}`);
@@ -196,7 +190,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
         if (pendingBytes === 0) return;
         const part = Buffer.concat(pending);
         await client.send(
-          new UploadLayerPartCommand({
+          new (sdk().UploadLayerPartCommand)({
             registryId,
             repositoryName: repository,
             uploadId,
@@ -217,7 +211,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
       await flush();
       try {
         await client.send(
-          new CompleteLayerUploadCommand({
+          new (sdk().CompleteLayerUploadCommand)({
             registryId,
             repositoryName: repository,
             uploadId,
@@ -230,7 +224,7 @@ export function sdkEcrApi(client: ECRClient): EcrApi {
     },
     async putImage(registryId, repository, image) {
       await client.send(
-        new PutImageCommand({
+        new (sdk().PutImageCommand)({
           registryId,
           repositoryName: repository,
           imageManifest: image.manifest,
@@ -254,7 +248,7 @@ export function ecrClientFor(
     region,
     maxAttempts,
     // The SDK's default handler waits forever for a socket that accepted and went quiet.
-    requestHandler: new NodeHttpHandler({
+    requestHandler: new (requireHere('@smithy/node-http-handler') as typeof SmithyHttp).NodeHttpHandler({
       connectionTimeout: timeouts.requestMs,
       requestTimeout: timeouts.requestMs,
     }),
@@ -269,7 +263,7 @@ export function ecrClientFor(
       ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
     };
   }
-  return new ECRClient(config);
+  return new (sdk().ECRClient)(config);
 }
 
 const CREDENTIAL_ERRORS = new Set([

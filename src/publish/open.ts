@@ -1,7 +1,6 @@
 import type { ECRClient } from '@aws-sdk/client-ecr';
 import { Redactor } from '../core/redact.js';
 import type { Timeouts } from '../core/timeouts.js';
-import { EcrRegistry, ecrClientFor, sdkEcrApi } from './ecr.js';
 import { OciRegistry } from './oci.js';
 import type { Registry } from './registry.js';
 import type { RetryOptions } from './retry.js';
@@ -32,6 +31,8 @@ export async function openRegistry(url: string, options: OpenRegistryOptions = {
   const parsed = parseRegistryUrl(url);
   const redactor = options.redactor ?? new Redactor();
   if (parsed.kind === 'ecr') {
+    // The AWS SDK loads only for an ECR registry.
+    const { EcrRegistry, ecrClientFor, sdkEcrApi } = await import('./ecr.js');
     const client =
       options.ecrClient ??
       ecrClientFor(parsed.region, options.env, options.retries?.attempts ?? 4, options.timeouts);

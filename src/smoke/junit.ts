@@ -1,4 +1,5 @@
-import { create } from 'xmlbuilder2';
+import { createRequire } from 'node:module';
+import type { create as Create } from 'xmlbuilder2';
 import { type SmokeReport, showValue } from './report.js';
 
 // XML 1.0 forbids most control characters; container logs carry ANSI colours and worse.
@@ -22,6 +23,14 @@ export function xmlSafe(text: string): string {
   return out;
 }
 
+// xmlbuilder2 (CommonJS) loads when a report is first rendered, not when the CLI starts.
+const requireHere = createRequire(import.meta.url);
+let xmlCreate: typeof Create | undefined;
+function xmlbuilder(): { create: typeof Create } {
+  xmlCreate ??= (requireHere('xmlbuilder2') as { create: typeof Create }).create;
+  return { create: xmlCreate };
+}
+
 /** The name of the single testcase a run gets when it failed (or skipped) before any assertion. */
 export const BOOT_TESTCASE = 'boot and readiness';
 
@@ -41,7 +50,7 @@ export function toJUnitXml(report: SmokeReport): string {
     : report.assertions.filter((a) => !a.passed).length;
   const tests = before ? 1 : report.assertions.length;
 
-  const root = create({ version: '1.0', encoding: 'UTF-8' }).ele('testsuites', {
+  const root = xmlbuilder().create({ version: '1.0', encoding: 'UTF-8' }).ele('testsuites', {
     name: 'slipway smoke',
     tests,
     failures,

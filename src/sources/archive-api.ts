@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { Octokit } from '@octokit/rest';
+import type { Octokit } from '@octokit/rest';
 import { boundedFetch } from '../core/bounded-fetch.js';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { DEFAULT_TIMEOUTS, formatDuration, isTimeout, type Timeouts } from '../core/timeouts.js';
@@ -36,13 +36,13 @@ export class ArchiveTemplateSource implements TreeSource {
   private readonly owner: string;
   private readonly repo: string;
   private readonly apiUrl: string;
-  private readonly octokit: Octokit;
+  private octokit: Promise<Octokit> | undefined;
   private readonly timeouts: Timeouts;
 
   constructor(
     spec: ArchiveSourceSpec,
     private readonly ctx: SourceContext,
-    token?: string,
+    private readonly token?: string,
   ) {
     this.kind = spec.forge;
     const [owner = '', repo = ''] = spec.repo.split('/');
@@ -55,16 +55,24 @@ export class ArchiveTemplateSource implements TreeSource {
     this.description = `${spec.forge} ${spec.repo}${api}${this.subdir ? `#${this.subdir}` : ''}`;
     ctx.redactor.add(token);
     this.timeouts = ctx.timeouts ?? DEFAULT_TIMEOUTS;
-    this.octokit = new Octokit({
-      baseUrl: this.apiUrl,
-      log: SILENT_LOG,
-      userAgent: 'slipway',
-      ...(token ? { auth: token } : {}),
-      request: {
-        fetch: boundedFetch(this.timeouts),
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-      },
-    });
+  }
+
+  /** The API client, loaded on first use: @octokit/rest is not part of the CLI's start-up. */
+  private client(): Promise<Octokit> {
+    this.octokit ??= import('@octokit/rest').then(
+      ({ Octokit }) =>
+        new Octokit({
+          baseUrl: this.apiUrl,
+          log: SILENT_LOG,
+          userAgent: 'slipway',
+          ...(this.token ? { auth: this.token } : {}),
+          request: {
+            fetch: boundedFetch(this.timeouts),
+            ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+          },
+        }),
+    );
+    return this.octokit;
   }
 
   async fetchTree(ref: string | null, dest: string): Promise<void> {
@@ -75,7 +83,7 @@ export class ArchiveTemplateSource implements TreeSource {
         : 'GET /repos/{owner}/{repo}/archive/{ref}.tar.gz';
     let body: unknown;
     try {
-      const res = await this.octokit.request(route, {
+      const res = await (await this.client()).request(route, {
         owner: this.owner,
         repo: this.repo,
         ref: sha,
@@ -111,7 +119,7 @@ export class ArchiveTemplateSource implements TreeSource {
         ? 'GET /repos/{owner}/{repo}/commits/{ref}'
         : 'GET /repos/{owner}/{repo}/git/commits/{ref}';
     try {
-      await this.octokit.request(route, { owner: this.owner, repo: this.repo, ref: sha });
+      await (await this.client()).request(route, { owner: this.owner, repo: this.repo, ref: sha });
       return true;
     } catch (err) {
       const status = (err as { status?: number }).status;

@@ -33,6 +33,10 @@ const TOKEN_RULES: readonly TokenRule[] = [
 // scheme://user:secret@host, the secret being anything up to the '@' without spaces or slashes.
 const URL_CREDENTIAL = /\b[a-z][a-z0-9+.-]*:\/\/[^\s/@:'"]+:([^\s/@'"]+)@[^\s/@'"]/gi;
 
+// A literal every rule above (and the private-key header) needs: text without one holds no
+// credential, and is not split into lines nor run through each rule.
+const ANCHOR = /:\/\/|gh[pousr]_|github_pat_|glpat-|npm_|AKIA|ASIA|xox[abposr]-|PRIVATE KEY/;
+
 const PRIVATE_KEY_BEGIN = /-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----/;
 // A real PEM block goes on with base64 or an encryption header, not `...` or prose.
 const PEM_BODY = /^\s*(?:[A-Za-z0-9+/=]{40,}|Proc-Type:|Comment:|Version:)/;
@@ -63,9 +67,11 @@ export function scanContent(content: Uint8Array | string): ContentSecret[] {
   if (size > SCAN_MAX_BYTES) return [];
   if (typeof content !== 'string' && !isTextLike(content)) return [];
   const text = typeof content === 'string' ? content : Buffer.from(content).toString('utf8');
+  if (!ANCHOR.test(text)) return [];
   const lines = text.split(/\r?\n/);
   const found: ContentSecret[] = [];
   lines.forEach((line, i) => {
+    if (!ANCHOR.test(line)) return;
     const at = i + 1;
     for (const m of line.matchAll(URL_CREDENTIAL)) {
       if (!isPlaceholder(m[1] ?? '')) {

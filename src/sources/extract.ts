@@ -1,5 +1,5 @@
-import { createWriteStream } from 'node:fs';
-import { mkdir, realpath, symlink, writeFile } from 'node:fs/promises';
+import { createWriteStream, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -131,17 +131,18 @@ export async function extractTar(
     switch (h.type) {
       case 'directory':
         await drain(entry);
-        await mkdir(target, { recursive: true });
-        await insideRoot(path.dirname(target), rel);
+        mkdirSync(target, { recursive: true });
+        insideRoot(path.dirname(target), rel);
         break;
       case 'file':
       case 'contiguous-file': {
-        await directoryFor(target, rel);
+        directoryFor(target, rel);
         const mode = ((h.mode ?? 0o644) & 0o100) !== 0 ? 0o755 : 0o644;
         try {
           // Small files in one write (most of a template); large ones streamed, so memory stays flat.
           if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT)
-            await writeFile(target, await collect(entry), { flag: 'wx', mode });
+            // A synchronous write: most entries are small, and a thread-pool round trip each costs more than the write.
+            writeFileSync(target, await collect(entry), { flag: 'wx', mode });
           else await pipeline(entry, createWriteStream(target, { flags: 'wx', mode }));
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST')
@@ -155,10 +156,10 @@ export async function extractTar(
         await drain(entry);
         const why = unsafeLinkTarget(rel, h.linkname ?? '');
         if (why !== undefined) throw refused(subject, h.name, `is a symlink that ${why}`);
-        await mkdir(path.dirname(target), { recursive: true });
-        await insideRoot(path.dirname(target), rel);
+        mkdirSync(path.dirname(target), { recursive: true });
+        insideRoot(path.dirname(target), rel);
         try {
-          await symlink(h.linkname ?? '', target);
+          symlinkSync(h.linkname ?? '', target);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST')
             throw refused(subject, h.name, 'appears twice in the archive');
@@ -215,11 +216,11 @@ export async function extractTar(
 
   // A file's directory, created and checked once: entries never replace what exists (O_EXCL,
   // EEXIST on symlinks), so a directory found inside the root stays inside it.
-  async function directoryFor(target: string, rel: string): Promise<void> {
+  function directoryFor(target: string, rel: string): void {
     const dir = path.dirname(target);
     if (checkedDirs.has(dir)) return;
-    await mkdir(dir, { recursive: true });
-    await insideRoot(dir, rel);
+    mkdirSync(dir, { recursive: true });
+    insideRoot(dir, rel);
     checkedDirs.add(dir);
   }
 
@@ -234,8 +235,8 @@ export async function extractTar(
   }
 
   // A directory reached through an earlier symlink must still resolve inside the root.
-  async function insideRoot(dir: string, rel: string): Promise<void> {
-    const real = await realpath(dir);
+  function insideRoot(dir: string, rel: string): void {
+    const real = realpathSync.native(dir);
     if (real !== root && !real.startsWith(`${root}${path.sep}`))
       throw refused(subject, rel, 'would be written through a symlink that leads outside the template');
   }

@@ -179,10 +179,39 @@ export class GitTemplateSource implements TreeSource {
     }
   }
 
+  /**
+   * For a repository on this machine, the serving side (upload-pack and its pack-objects) is our
+   * own child: with git's default 1 GiB pack windows it maps the whole pack, so its memory grows
+   * with the template (250 MB for a 250 MB template). Small windows keep it flat. (Client `-c`
+   * settings do not reach a local upload-pack; a remote host's upload-pack is not ours to tune.)
+   */
+  private localUploadPack(): string[] {
+    if (!this.location.identity.startsWith('file://')) return [];
+    return ['--upload-pack', 'git -c core.packedGitWindowSize=16m -c core.packedGitLimit=64m upload-pack'];
+  }
+
   /** Fetches just the pinned commit (shallow), falling back to a full fetch when the server refuses a SHA. */
   private async fetchCommit(repo: string, sha: string): Promise<void> {
     const { url } = this.location;
-    const shallow = await this.git(['fetch', '--quiet', '--no-tags', '--depth', '1', url, sha], repo);
+    // A scratch repository is removed right after: no auto-maintenance, and no fsync (each one
+    // stalls every file the other templates are writing on the same file system).
+    const shallow = await this.git(
+      [
+        '-c',
+        'maintenance.auto=false',
+        '-c',
+        'core.fsync=none',
+        'fetch',
+        '--quiet',
+        '--no-tags',
+        ...this.localUploadPack(),
+        '--depth',
+        '1',
+        url,
+        sha,
+      ],
+      repo,
+    );
     if (shallow.code !== 0) {
       this.throwIfUnreachableOrDenied(shallow.stderr);
       // Servers without uploadpack.allowReachableSHA1InWant refuse a SHA; every ref is the fallback.
@@ -191,6 +220,7 @@ export class GitTemplateSource implements TreeSource {
           'fetch',
           '--quiet',
           '--no-tags',
+          ...this.localUploadPack(),
           url,
           '+refs/heads/*:refs/slipway/heads/*',
           '+refs/tags/*:refs/slipway/tags/*',

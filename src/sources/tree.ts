@@ -1,10 +1,23 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, readFile, readlink, realpath, symlink, writeFile } from 'node:fs/promises';
+import {
+  chmodSync,
+  closeSync,
+  copyFileSync,
+  constants as fsConstants,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  realpathSync,
+  symlinkSync,
+  writeSync,
+} from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import pLimit from 'p-limit';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
 import { SCAN_MAX_BYTES, scanContent } from './content-scan.js';
@@ -29,11 +42,8 @@ interface FoundEntry {
   readonly size: number;
 }
 
-/** How many files are read, hashed or written at once: enough to keep the disk and thread pool busy. */
-const FILE_CONCURRENCY = 16;
-
-/** Files up to this size are read whole; larger ones are streamed, so memory stays flat. */
-const WHOLE_FILE_LIMIT = 1024 * 1024;
+/** Files up to this size are read whole (and scanned: the scanner's own limit); larger ones go through one buffer. */
+const WHOLE_FILE_LIMIT = SCAN_MAX_BYTES;
 
 function refused(subject: string, rel: string, why: string): SlipwayError {
   return new SlipwayError('STAGING_REFUSED', `template "${subject}": "${rel}" ${why}`, {
@@ -46,26 +56,42 @@ function refused(subject: string, rel: string, why: string): SlipwayError {
  * Every file and symlink under `root` except `.git`, sorted by path, without content. Refuses
  * special files (fifos, sockets, devices) and symlinks that resolve outside `root`.
  */
-async function walk(root: string, subject: string): Promise<FoundEntry[]> {
-  const realRoot = await realpath(root);
+async function walk(
+  root: string,
+  subject: string,
+  seen: { git: boolean } = { git: false },
+): Promise<FoundEntry[]> {
+  const realRoot = realpathSync.native(root);
   const out: FoundEntry[] = [];
+  const pause = pauser();
+  // Synchronous calls, a turn of the event loop every few thousand entries: a thread-pool round
+  // trip per lstat costs several times the call itself, and templates run side by side.
   async function visit(dir: string, prefix: string): Promise<void> {
-    const names = (await readdir(dir)).sort();
+    const names = readdirSync(dir).sort();
     for (const name of names) {
+      await pause(1);
       const rel = prefix === '' ? name : `${prefix}/${name}`;
-      if (isGitPath(rel)) continue;
+      if (isGitPath(rel)) {
+        seen.git = true;
+        continue;
+      }
       const abs = path.join(dir, name);
-      const st = await lstat(abs);
+      const st = lstatSync(abs);
       if (st.isDirectory()) {
         await visit(abs, rel);
       } else if (st.isFile()) {
         out.push({ path: rel, type: 'file', mode: st.mode, abs, size: st.size });
       } else if (st.isSymbolicLink()) {
-        const target = await readlink(abs);
+        const target = readlinkSync(abs);
         const why = unsafeLinkTarget(rel, target);
         if (why !== undefined) throw refused(subject, rel, `is a symlink that ${why}`);
         // A chain of in-tree links can still lead out (`a -> s/..` with `s -> .`): check the real path.
-        const real = await realpath(abs).catch(() => undefined);
+        let real: string | undefined;
+        try {
+          real = realpathSync.native(abs);
+        } catch {
+          real = undefined;
+        }
         if (real !== undefined && real !== realRoot && !real.startsWith(`${realRoot}${path.sep}`))
           throw refused(subject, rel, `is a symlink that resolves outside the template (${target})`);
         out.push({
@@ -86,49 +112,82 @@ async function walk(root: string, subject: string): Promise<FoundEntry[]> {
   return out;
 }
 
-/** sha256 hex of a file, read whole when small and streamed when large. */
-async function hashFile(abs: string, size: number): Promise<string> {
-  if (size <= WHOLE_FILE_LIMIT) return sha256Hex(await readFile(abs));
-  const hash = createHash('sha256');
-  await pipeline(createReadStream(abs), hash);
-  return hash.digest('hex');
+/** Work done between two turns of the event loop (one unit per entry, and per 64 KiB read). */
+const SLICE_UNITS = 2048;
+
+/** A counter that yields to the event loop once `SLICE_UNITS` units of synchronous work were done. */
+function pauser(): (units: number) => Promise<void> | undefined {
+  let done = 0;
+  return (units) => {
+    done += units;
+    if (done < SLICE_UNITS) return undefined;
+    done = 0;
+    return new Promise((resolve) => setImmediate(resolve));
+  };
 }
 
-/** Copies a file to `target` (which must not exist) with `mode`, hashing it on the way: one read. */
-async function copyAndHash(abs: string, size: number, target: string, mode: number): Promise<string> {
-  if (size <= WHOLE_FILE_LIMIT) {
-    const content = await readFile(abs);
-    await writeFile(target, content, { flag: 'wx', mode });
-    return sha256Hex(content);
+/** Reads until `buf` is full or the file ends; returns the bytes read. */
+function readFull(fd: number, buf: Buffer): number {
+  let off = 0;
+  while (off < buf.length) {
+    const n = readSync(fd, buf, off, buf.length - off, null);
+    if (n === 0) break;
+    off += n;
   }
-  const hash = createHash('sha256');
-  await pipeline(
-    createReadStream(abs),
-    new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    }),
-    createWriteStream(target, { flags: 'wx', mode }),
-  );
-  return hash.digest('hex');
+  return off;
 }
 
-/** The entries with every file's sha256 filled in by `hashOf` (run a few files at a time). */
-async function withHashes(
-  entries: readonly FoundEntry[],
-  hashOf: (e: FoundEntry) => Promise<string>,
-): Promise<TreeEntry[]> {
-  const limit = pLimit(FILE_CONCURRENCY);
-  return Promise.all(
-    entries.map(async (e) => ({
-      path: e.path,
-      type: e.type,
-      mode: e.mode,
-      sha256: e.sha256 ?? (await limit(() => hashOf(e))),
-    })),
-  );
+/**
+ * Reads a file once: returns its sha256 and, when it is small enough to scan, its content; when
+ * `target` is given, writes the bytes there (created exclusively, with `mode`) as they are read.
+ * Large files go through one reusable buffer, so memory stays flat.
+ */
+function readHashCopy(
+  abs: string,
+  size: number,
+  buf: Buffer,
+  target?: { path: string; mode: number },
+): { sha256: string; content: Buffer | undefined } {
+  const hash = createHash('sha256');
+  const fd = openSync(abs, 'r');
+  let out: number | undefined;
+  try {
+    out = target ? openSync(target.path, 'wx', target.mode) : undefined;
+    if (size <= WHOLE_FILE_LIMIT) {
+      const content = readFileSync(fd);
+      hash.update(content);
+      if (out !== undefined) writeAll(out, content);
+      return { sha256: hash.digest('hex'), content };
+    }
+    for (;;) {
+      const n = readFull(fd, buf);
+      if (n === 0) break;
+      const chunk = buf.subarray(0, n);
+      hash.update(chunk);
+      if (out !== undefined) writeAll(out, chunk);
+    }
+    return { sha256: hash.digest('hex'), content: undefined };
+  } finally {
+    closeSync(fd);
+    if (out !== undefined) closeSync(out);
+  }
+}
+
+/** A hard link to `abs` at `target`; a copy with `mode` where the file systems differ or links are refused. */
+function linkOrCopy(abs: string, target: string, mode: number): void {
+  try {
+    linkSync(abs, target);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
+    copyFileSync(abs, target, fsConstants.COPYFILE_EXCL);
+    chmodSync(target, mode);
+  }
+}
+
+function writeAll(fd: number, data: Buffer): void {
+  let off = 0;
+  while (off < data.length) off += writeSync(fd, data, off, data.length - off);
 }
 
 /** Digest, file count and byte count of a tree on disk (for checking a staged tree against its receipt). */
@@ -137,8 +196,16 @@ export async function digestDirectory(
   subject = dir,
 ): Promise<{ digest: string; files: number; bytes: number }> {
   const entries = await walk(dir, subject);
+  const buf = Buffer.allocUnsafe(WHOLE_FILE_LIMIT);
+  const pause = pauser();
+  const tree: TreeEntry[] = [];
+  for (const e of entries) {
+    await pause(1 + Math.floor(e.size / 65_536));
+    const sha256 = e.sha256 ?? readHashCopy(e.abs, e.size, buf).sha256;
+    tree.push({ path: e.path, type: e.type, mode: e.mode, sha256 });
+  }
   return {
-    digest: treeDigest(await withHashes(entries, (e) => hashFile(e.abs, e.size))),
+    digest: treeDigest(tree),
     files: entries.length,
     bytes: entries.reduce((n, e) => n + e.size, 0),
   };
@@ -182,62 +249,106 @@ export async function materialise(
   src: string,
   dest: string,
   options: SelectionOptions,
+  how: MaterialiseHow = {},
 ): Promise<MaterialiseResult> {
   const found = await walk(src, options.subject);
+  return stageFound(found, dest, options, how);
+}
+
+/** How {@link materialise} puts a file into `dest`. */
+export interface MaterialiseHow {
+  /**
+   * Hard-link files instead of copying them: only for a source Slipway owns (its cache), never a
+   * user's tree. A cached file edited through the staged link no longer matches the cache entry's
+   * digest, so the next run fetches it again. Falls back to a copy across file systems.
+   */
+  readonly link?: boolean;
+}
+
+/**
+ * Checks a freshly fetched tree where it lies, as {@link materialise} would stage it into an empty
+ * directory, without copying a file: every file is read once (hashed, scanned). Null when the
+ * tree cannot be staged in place (the template selects files with include/exclude, or the tree
+ * holds a `.git` path): copy it with {@link materialise} instead. A refusal leaves `dir` to the caller.
+ */
+export async function materialiseInPlace(
+  dir: string,
+  options: SelectionOptions,
+): Promise<MaterialiseResult | null> {
+  if ((options.include?.length ?? 0) > 0 || (options.exclude?.length ?? 0) > 0) return null;
+  const seen = { git: false };
+  const found = await walk(dir, options.subject, seen);
+  if (seen.git) return null;
+  return stageFound(found, null, options, {});
+}
+
+/** Hashes and checks `found`, copying (or linking) the selected entries into `dest` (null: they are already in place). */
+async function stageFound(
+  found: readonly FoundEntry[],
+  dest: string | null,
+  options: SelectionOptions,
+  how: MaterialiseHow,
+): Promise<MaterialiseResult> {
   const selected = selectionFilter(options.include, options.exclude);
   const allowed = allowSensitiveFilter(options.allowSensitive);
-  const staged = found.filter((e) => selected(e.path));
   const sensitive: ErrorDetail[] = [];
   const allowedSensitive: ErrorDetail[] = [];
   const mode = options.sensitive ?? 'refuse';
-  // The name decides first; otherwise the content (file:line, never the value). Files over the
-  // scanner's limit are not read again: the scanner would skip them anyway.
-  const fileLimit = pLimit(FILE_CONCURRENCY);
-  const checks = await Promise.all(
-    (mode === 'ignore' ? [] : staged).map((e) =>
-      fileLimit(async () => {
-        if (e.type !== 'file') return null;
-        const content = e.size <= SCAN_MAX_BYTES ? await readFile(e.abs) : undefined;
-        const reason = sensitiveReason(e.path, needsContentCheck(e.path) ? content : undefined);
-        const problems =
-          reason !== undefined
-            ? [{ at: e.path, message: `looks like ${reason}` }]
-            : content === undefined
-              ? []
-              : scanContent(content).map((f) => ({ at: `${e.path}:${f.line}`, message: `holds ${f.what}` }));
-        return { allowed: allowed(e.path), problems };
-      }),
-    ),
-  );
-  for (const c of checks) {
-    if (c) (c.allowed ? allowedSensitive : sensitive).push(...c.problems);
-  }
-  if (sensitive.length > 0 && mode === 'refuse') {
-    throw new SlipwayError(
-      'STAGING_REFUSED',
-      `template "${options.subject}" holds ${sensitive.length} credential-looking file${sensitive.length === 1 ? '' : 's'}: ${sensitive.map((d) => `${d.at} (${d.message})`).join(', ')}`,
-      {
-        resource: options.subject,
-        details: sensitive,
-        hint: `remove them from the template, leave them out with "exclude", or, if they are deliberately public (a test key), list them in templates.${options.subject}.allowSensitive`,
-      },
-    );
-  }
-  await mkdir(dest, { recursive: true });
-  const dirs = [...new Set(staged.map((e) => path.posix.dirname(e.path)))].filter((d) => d !== '.').sort();
-  for (const d of dirs) await mkdir(path.join(dest, ...d.split('/')), { recursive: true });
+  const staged = found.filter((e) => selected(e.path));
   const stagedSet = new Set(staged);
-  const hashed = await withHashes(found, async (e) => {
-    if (!stagedSet.has(e)) return hashFile(e.abs, e.size);
-    const target = path.join(dest, ...e.path.split('/'));
-    return copyAndHash(e.abs, e.size, target, (e.mode & 0o100) !== 0 ? 0o755 : 0o644);
-  });
-  const limit = pLimit(FILE_CONCURRENCY);
-  await Promise.all(
-    staged
-      .filter((e) => e.type === 'symlink')
-      .map((e) => limit(() => symlink(e.linkTarget ?? '', path.join(dest, ...e.path.split('/'))))),
-  );
+  if (dest !== null) {
+    await mkdir(dest, { recursive: true });
+    const dirs = [...new Set(staged.map((e) => path.posix.dirname(e.path)))].filter((d) => d !== '.').sort();
+    for (const d of dirs) mkdirSync(path.join(dest, ...d.split('/')), { recursive: true });
+  }
+  // One read per file: hashed, scanned (the name decides first; otherwise the content, file:line,
+  // never the value) and written to `dest` from the same bytes. Files over the scanner's limit
+  // are not scanned: the scanner would skip them anyway.
+  const buf = Buffer.allocUnsafe(WHOLE_FILE_LIMIT);
+  const pause = pauser();
+  const hashed: TreeEntry[] = [];
+  try {
+    for (const e of found) {
+      await pause(1 + Math.floor(e.size / 65_536));
+      const isStaged = stagedSet.has(e);
+      if (e.type === 'symlink') {
+        if (isStaged && dest !== null) symlinkSync(e.linkTarget ?? '', path.join(dest, ...e.path.split('/')));
+        hashed.push({ path: e.path, type: e.type, mode: e.mode, sha256: e.sha256 ?? '' });
+        continue;
+      }
+      const target =
+        isStaged && dest !== null
+          ? { path: path.join(dest, ...e.path.split('/')), mode: (e.mode & 0o100) !== 0 ? 0o755 : 0o644 }
+          : undefined;
+      const { sha256, content } = readHashCopy(e.abs, e.size, buf, how.link ? undefined : target);
+      if (target && how.link) linkOrCopy(e.abs, target.path, target.mode);
+      hashed.push({ path: e.path, type: e.type, mode: e.mode, sha256 });
+      if (!isStaged || mode === 'ignore') continue;
+      const reason = sensitiveReason(e.path, needsContentCheck(e.path) ? content : undefined);
+      const problems =
+        reason !== undefined
+          ? [{ at: e.path, message: `looks like ${reason}` }]
+          : content === undefined
+            ? []
+            : scanContent(content).map((f) => ({ at: `${e.path}:${f.line}`, message: `holds ${f.what}` }));
+      (allowed(e.path) ? allowedSensitive : sensitive).push(...problems);
+    }
+    if (sensitive.length > 0 && mode === 'refuse') {
+      throw new SlipwayError(
+        'STAGING_REFUSED',
+        `template "${options.subject}" holds ${sensitive.length} credential-looking file${sensitive.length === 1 ? '' : 's'}: ${sensitive.map((d) => `${d.at} (${d.message})`).join(', ')}`,
+        {
+          resource: options.subject,
+          details: sensitive,
+          hint: `remove them from the template, leave them out with "exclude", or, if they are deliberately public (a test key), list them in templates.${options.subject}.allowSensitive`,
+        },
+      );
+    }
+  } catch (err) {
+    // Nothing refused (or half-copied) stays behind in `dest`.
+    if (dest !== null) await rm(dest, { recursive: true, force: true });
+    throw err;
+  }
   const byPath = new Map(hashed.map((e) => [e.path, e]));
   const entries: TreeEntry[] = staged.map((e) => byPath.get(e.path) as TreeEntry);
   return {

@@ -1,3 +1,14 @@
+import {
+  chmodSync,
+  copyFileSync,
+  constants as fsConstants,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+} from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -78,7 +89,46 @@ export class TemplateCache {
   }
 
   /** Drops an entry (e.g. one whose content no longer matches its digest). */
+  /**
+   * Caches a tree that stays where it is (a staged tree): its files are hard-linked into the
+   * entry (copied across file systems), so the cache costs no second write of every file.
+   */
+  async commitTree(tree: string, key: CacheKey, sourceDigest: string): Promise<void> {
+    const scratch = await this.scratch();
+    try {
+      linkTree(tree, path.join(scratch, 'tree'));
+      await this.commit(scratch, key, sourceDigest);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
   async remove(key: CacheKey): Promise<void> {
     await rm(path.join(this.root, TemplateCache.keyHash(key)), { recursive: true, force: true });
+  }
+}
+
+/** Recreates the directories of `src` under `dest` and hard-links (or copies) its files and symlinks. */
+function linkTree(src: string, dest: string): void {
+  mkdirSync(dest, { recursive: true });
+  for (const name of readdirSync(src)) {
+    const from = path.join(src, name);
+    const to = path.join(dest, name);
+    const st = lstatSync(from);
+    if (st.isDirectory()) {
+      linkTree(from, to);
+      continue;
+    }
+    try {
+      linkSync(from, to);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
+      if (st.isSymbolicLink()) symlinkSync(readlinkSync(from), to);
+      else {
+        copyFileSync(from, to, fsConstants.COPYFILE_EXCL);
+        chmodSync(to, st.mode & 0o777);
+      }
+    }
   }
 }

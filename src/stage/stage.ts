@@ -16,6 +16,7 @@ import { type SourceTokens, sourceFor } from '../sources/source-for.js';
 import {
   type MaterialiseResult,
   materialise,
+  materialiseInPlace,
   missingRequired,
   type SelectionOptions,
 } from '../sources/tree.js';
@@ -316,7 +317,8 @@ async function fromCache(
   const subject = selection.subject;
   const hit = await cache.get(key);
   if (!hit) return null;
-  const result = await materialise(hit.tree, temp, selection);
+  // Linked, not copied: the cache is Slipway's own, and a file edited through a link fails this check next time.
+  const result = await materialise(hit.tree, temp, selection, { link: true });
   if (result.sourceDigest === hit.sourceDigest) {
     run.sink({
       kind: 'step-done',
@@ -340,7 +342,11 @@ async function fromCache(
   return null;
 }
 
-/** Fetches into the cache's scratch space, materialises from there, then commits it to the cache. */
+/**
+ * Fetches straight into `temp` and checks the tree there (one write per file), then caches it by
+ * hard links. A template that selects files (include/exclude) is staged from a cached copy of
+ * the whole tree, as before.
+ */
 async function fetchIntoCache(
   run: StageRun,
   cache: TemplateCache,
@@ -349,9 +355,15 @@ async function fetchIntoCache(
   temp: string,
   selection: SelectionOptions,
 ): Promise<MaterialiseResult> {
+  await fetchTree(run, source, key.ref, temp, selection.subject);
+  const inPlace = await materialiseInPlace(temp, selection);
+  if (inPlace) {
+    await cache.commitTree(temp, key, inPlace.sourceDigest);
+    return inPlace;
+  }
   const scratch = await cache.scratch();
   try {
-    await fetchTree(run, source, key.ref, path.join(scratch, 'tree'), selection.subject);
+    await rename(temp, path.join(scratch, 'tree'));
     const result = await materialise(path.join(scratch, 'tree'), temp, selection);
     await cache.commit(scratch, key, result.sourceDigest);
     return result;

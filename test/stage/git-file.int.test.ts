@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
@@ -115,6 +115,27 @@ describe('staging from git over file://', () => {
       'name: platform-agent\nmodel: large\n',
     );
     expect(existsSync(`${path.join(project, STAGED)}.lock`)).toBe(false);
+  });
+
+  it('a cold stage writes each file once and caches it by hard link; an edit through the staged link is caught', async () => {
+    const project = path.join(root, 'p10');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${bare}` }, ref: repo.first },
+    });
+    const first = await stageTemplates(loaded, { cacheDir, env: {} });
+    const key = { identity: `file://${bare}`, ref: repo.first, subdir: '' };
+    const cached = path.join(cacheDir, TemplateCache.keyHash(key), 'tree', 'config.yaml');
+    const staged = path.join(project, STAGED, 'agent', 'config.yaml');
+    expect(statSync(staged).ino).toBe(statSync(cached).ino);
+    // Someone edits the staged file in place: the cache entry no longer holds the pinned tree.
+    writeFileSync(staged, 'edited\n');
+    const sink = collectingSink();
+    expect(await stageTemplates(loaded, { cacheDir, sink, env: {} })).toEqual(first);
+    expect(
+      sink.events.some((e) => e.kind === 'log' && e.message === 'cached tree was modified; fetching again'),
+    ).toBe(true);
+    expect(readFileSync(staged, 'utf8')).toBe('name: platform-agent\nmodel: large\n');
+    expect(readFileSync(cached, 'utf8')).toBe('name: platform-agent\nmodel: large\n');
   });
 
   it('refuses a branch name as ref before any fetch', async () => {

@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
-import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import type * as Yaml from 'yaml';
+import type { Node } from 'yaml';
+
+// yaml (CommonJS) loads only when an annotation is located, not when the CLI starts.
+const requireHere = createRequire(import.meta.url);
 
 /** A file position an annotation can point at. */
 export interface Location {
@@ -24,6 +29,7 @@ export function splitJsonPath(at: string): Array<string | number> {
  * missing key points at its parent object), 1-based. `yaml` parses JSON and keeps node ranges.
  */
 export function lineOfJsonPath(text: string, at: string): { line: number; col: number } {
+  const { isMap, isSeq, LineCounter, parseDocument } = requireHere('yaml') as typeof Yaml;
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, keepSourceTokens: false });
   let node: unknown = doc.contents;

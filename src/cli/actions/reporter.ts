@@ -6,7 +6,7 @@ import type { Redactor } from '../../core/redact.js';
 import type { SmokeReport } from '../../smoke/report.js';
 import { formatCommand, formatOutput } from './format.js';
 import { locateDetail } from './locate.js';
-import { renderSummary } from './summary.js';
+import type { renderSummary } from './summary.js';
 
 /** True when the CLI runs as a GitHub or Gitea Actions step (Gitea sets both variables). */
 export function inActions(env: NodeJS.ProcessEnv): boolean {
@@ -127,7 +127,14 @@ export class ActionsReporter {
     this.openGroup = undefined;
   }
 
-  /** Writes the annotations, the step outputs and the job summary of the finished run. */
+  private renderSummary: typeof renderSummary | undefined;
+
+  /** Loads the job summary renderer (@actions/core) when the run writes a summary: only then is it paid for. */
+  async prepare(): Promise<void> {
+    if (this.env.GITHUB_STEP_SUMMARY) this.renderSummary ??= (await import('./summary.js')).renderSummary;
+  }
+
+  /** Writes the annotations, the step outputs and the job summary of the finished run (after {@link prepare}). */
   finish(command: string, exitCode: number, error?: SlipwayError): void {
     this.endGroup();
     const stage = error ? (this.failedStage ?? STAGE_OF[error.code] ?? this.lastStage) : undefined;
@@ -160,7 +167,8 @@ export class ActionsReporter {
     }
     const summaryFile = this.env.GITHUB_STEP_SUMMARY;
     if (summaryFile) {
-      const md = renderSummary({
+      if (!this.renderSummary) throw new Error('ActionsReporter.finish before prepare()');
+      const md = this.renderSummary({
         command,
         exitCode,
         result,
