@@ -102,7 +102,9 @@ describe('live progress on a terminal', () => {
     const bytes = readFileSync(raw, 'utf8');
     expect(bytes).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \[build\] platform /);
     expect(bytes).toMatch(/[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \[push\] platform pushing /);
-    expect(bytes).toMatch(/\n {4}[0-9a-f]{12} (Pushed|Layer already exists|Mounted from \S+|Pushing|Preparing|Waiting)/);
+    expect(bytes).toMatch(
+      /\n {4}[0-9a-f]{12} (Pushed|Layer already exists|Mounted from \S+|Pushing|Preparing|Waiting)/,
+    );
     expect(bytes).toContain('\u001b[2K');
 
     const registry = await openRegistry(`oci://${registryAddr}`);
