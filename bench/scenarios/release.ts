@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 // End to end: `slipway release` of the repository's two images against the same sequence done with
 // the docker CLI and shell (bench/peers/release.sh), cold and warm; and smoke alone against
 // `docker run --rm IMAGE test …` for the same assertions.
@@ -27,7 +28,7 @@ export function releaseGroup(config: BenchConfig): Group {
       side: 'slipway',
       label: `slipway release (${cold ? 'cold' : 'warm'})`,
       does: cold
-        ? '`slipway release --no-cache` with an empty template cache: verify, stage (fetch the pin), build both images without the layer cache, push, smoke both pushed digests and record the verdicts, move the moving tags'
+        ? '`slipway release --no-cache --sha <new commit>` with an empty template cache: verify, stage (fetch the pin), build both images without the layer cache, push, smoke both pushed digests and record the verdicts, move the moving tags'
         : '`slipway release` with nothing changed: verify, stage from the cache, both images up to date, tags already pushed (checked, not pushed again), smoke both digests, moving tags already in place',
       async before() {
         cache = await mkdtemp(path.join(os.tmpdir(), 'slipway-bench-xdg-'));
@@ -42,7 +43,9 @@ export function releaseGroup(config: BenchConfig): Group {
           `ROOT_IMAGE=${config.rootImage}`,
           '--pins',
           pins(),
-          ...(cold ? ['--no-cache'] : []),
+          // A cold run is a new commit on a fresh runner: a new sha, so its immutable tags are new
+          // too (rebuilding the same sha without the cache would be refused as a changed image).
+          ...(cold ? ['--no-cache', '--sha', randomBytes(20).toString('hex')] : []),
         ];
         await ready().slipway(runner, args, { ...config.env, ...(cold ? { XDG_CACHE_HOME: cache } : {}) });
       },
