@@ -124,11 +124,15 @@ export function liveRenderer(
         case 'progress': {
           const a = active.get(keyOf(e.stage, e.subject));
           if (!a) return;
+          const before = a.layers.get(e.id)?.status;
           a.layers.set(e.id, {
             status: e.status,
             ...(e.current === undefined ? {} : { current: e.current }),
             ...(e.total === undefined ? {} : { total: e.total }),
           });
+          // A new layer or a new status shows at once (a fast push may end before the next frame);
+          // byte counts wait for the frame.
+          if (before !== e.status) draw();
           return;
         }
         case 'output': {
