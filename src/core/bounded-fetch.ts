@@ -12,24 +12,33 @@ const requireHere = createRequire(import.meta.url);
  * waits 300 s for headers and has no connect limit of its own.)
  */
 export function boundedFetch(timeouts: Timeouts): typeof fetch {
-  let client: { dispatcher: Undici.Agent; fetch: typeof Undici.fetch } | undefined;
+  const client = boundedClient(timeouts);
   return ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const { undici, dispatcher } = client();
+    return undici.fetch(input as Parameters<typeof Undici.fetch>[0], {
+      ...(init as Parameters<typeof Undici.fetch>[1]),
+      dispatcher,
+    });
+  }) as unknown as typeof fetch;
+}
+
+/** undici and an agent with the limits, both made on the first request. */
+function boundedClient(timeouts: Timeouts): () => { undici: typeof Undici; dispatcher: Undici.Agent } {
+  let client: { undici: typeof Undici; dispatcher: Undici.Agent } | undefined;
+  return () => {
     if (!client) {
-      const { Agent, fetch: undiciFetch } = requireHere('undici') as typeof Undici;
+      const undici = requireHere('undici') as typeof Undici;
       client = {
-        dispatcher: new Agent({
+        undici,
+        dispatcher: new undici.Agent({
           connectTimeout: timeouts.requestMs,
           headersTimeout: timeouts.requestMs,
           bodyTimeout: timeouts.requestMs,
         }),
-        fetch: undiciFetch,
       };
     }
-    return client.fetch(input as Parameters<typeof Undici.fetch>[0], {
-      ...(init as Parameters<typeof Undici.fetch>[1]),
-      dispatcher: client.dispatcher,
-    });
-  }) as unknown as typeof fetch;
+    return client;
+  };
 }
 
 /**
@@ -39,22 +48,11 @@ export function boundedFetch(timeouts: Timeouts): typeof fetch {
  * flat. Answers as a `Response`, like fetch.
  */
 export function boundedStreamFetch(timeouts: Timeouts): typeof fetch {
-  let client: { dispatcher: Undici.Agent; request: typeof Undici.request } | undefined;
+  const client = boundedClient(timeouts);
   return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-    if (!client) {
-      const { Agent, request } = requireHere('undici') as typeof Undici;
-      client = {
-        dispatcher: new Agent({
-          connectTimeout: timeouts.requestMs,
-          headersTimeout: timeouts.requestMs,
-          bodyTimeout: timeouts.requestMs,
-        }),
-        request,
-      };
-    }
-    const { dispatcher } = client;
+    const { undici, dispatcher } = client();
     const body = init?.body;
-    const res = await client.request(String(input), {
+    const res = await undici.request(String(input), {
       method: (init?.method ?? 'GET') as 'PUT',
       headers: Object.fromEntries(new Headers(init?.headers).entries()),
       ...(body

@@ -139,23 +139,21 @@ export function registerSmoke(program: Command, cli: Cli): void {
       cli.print(report, renderReport(report));
 
       if (report.digest && !report.skipped && ref) {
-        const url = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
+        // A verdict on a pushed digest is recorded in the pin store and attached to the digest.
         const by = await actorFor(cli, loaded.dir);
+        const url = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
         await cli.withPorts({ pinStore: url }, async (ports) => {
           await recordSmoke(ports.verdicts, report, { by, repository: ref.name, at: ports.clock() });
           cli.log(
             `[smoke] ${imageName} recorded ${report.passed ? 'a pass' : 'a failure'} for ${report.digest} in ${ports.pins.description}`,
           );
         });
-      }
-      if (report.digest && !report.skipped && ref) {
         const registryUrl = opts.registry ?? loaded.manifest.publish.registry;
         if (registryUrl === undefined) {
           cli.log(
             `[smoke] ${imageName} no registry named (--registry or publish.registry): no attestation attached`,
           );
         } else {
-          const by = await actorFor(cli, loaded.dir);
           await cli.withPorts({ registry: registryUrl, sign: opts.signKey ?? true }, async (ports) => {
             const repository = ports.registry.repositoryOf(ref);
             if (repository === null) {
@@ -172,10 +170,7 @@ export function registerSmoke(program: Command, cli: Cli): void {
             await attestSmoke(
               { name: imageName, repository, templates: expected },
               report,
-              {
-                by,
-                runner: cli.settings.runner,
-              },
+              { by, runner: cli.settings.runner },
               ports,
             );
           });
