@@ -31,6 +31,7 @@ import { crossRegistryGroup } from './scenarios/cross-registry.js';
 import { freshRunnerGroup } from './scenarios/fresh-runner.js';
 import { releaseGroup } from './scenarios/release.js';
 import { retagGroup } from './scenarios/retag.js';
+import { Trash } from './trash.js';
 import { stageGroup } from './scenarios/stage.js';
 import { median, type RowResult, ratio, type SideResult, spread } from './stats.js';
 import { workloadsRoot } from './workloads.js';
@@ -180,6 +181,7 @@ async function main(): Promise<void> {
     workloads: workloadsRoot(process.env),
     gitExecPath: execFileSync('git', ['--exec-path'], { encoding: 'utf8' }).trim(),
     env,
+    trash: new Trash(),
   };
   await preflight(config);
   log('building dist (npm run build)');
@@ -259,7 +261,12 @@ async function main(): Promise<void> {
     freshRunnerGroup(config),
   ].filter((g) => ONLY.length === 0 || ONLY.some((o) => g.name.startsWith(o)));
   const rows: RowResult[] = [];
-  for (const group of groups) rows.push(...(await runGroup(group, timeBin)));
+  try {
+    for (const group of groups) rows.push(...(await runGroup(group, timeBin)));
+  } finally {
+    log('removing what the variants left behind');
+    await config.trash.empty();
+  }
   const summary: Summary = {
     runId: config.runId,
     date: new Date().toISOString(),

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from '../harness.js';
+import type { Trash } from '../trash.js';
 
 /** What every scenario group needs to know about the machine and this run. */
 export interface BenchConfig {
@@ -19,6 +20,8 @@ export interface BenchConfig {
   readonly gitExecPath: string;
   /** The environment children run with. */
   readonly env: NodeJS.ProcessEnv;
+  /** Where variants put what they leave behind: deleted after the last measurement (see bench/trash.ts). */
+  readonly trash: Trash;
 }
 
 /** Every registry repository and local image of a run lives under this prefix. */

@@ -42,8 +42,9 @@ export function stageGroup(config: BenchConfig, spec: StageGroupSpec): Group {
     scratch.add(dir);
     return dir;
   };
+  // Set aside, not deleted: a deletion now would slow the next variant's file creation (bench/trash.ts).
   const drop = async (dir: string) => {
-    await rm(dir, { recursive: true, force: true });
+    await config.trash.discard(dir);
     scratch.delete(dir);
   };
   const checkStaged = async (dir: string) => {
@@ -64,7 +65,7 @@ export function stageGroup(config: BenchConfig, spec: StageGroupSpec): Group {
     label: 'slipway stage (empty cache)',
     does: `\`slipway stage\` with an empty --cache-dir, as on a fresh CI runner: every pin fetched over ${where} (shallow fetch of the SHA), extracted, digested, checked (required files, credential rules), staged, receipt written`,
     async before() {
-      await rm(staged(), { recursive: true, force: true });
+      await config.trash.discard(staged());
       coldCache = await temp('cache');
     },
     run: stage(() => coldCache),
@@ -79,7 +80,7 @@ export function stageGroup(config: BenchConfig, spec: StageGroupSpec): Group {
     label: 'slipway stage (warm cache)',
     does: '`slipway stage` with the cache of an earlier run (a CI cache restored on a fresh checkout): no git or network work; every cached tree re-digested, staged and checked',
     async before() {
-      await rm(staged(), { recursive: true, force: true });
+      await config.trash.discard(staged());
     },
     run: stage(() => warmCache),
     async after() {
