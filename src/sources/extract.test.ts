@@ -59,7 +59,7 @@ describe('extractTar', () => {
       gzip: true,
       strip: 1,
     });
-    expect(result).toEqual({ entries: 3 });
+    expect(result).toEqual({ entries: 3, subdirFound: true });
     expect({
       config: readFileSync(path.join(dest, 'config.yaml'), 'utf8'),
       configMode: lstatSync(path.join(dest, 'config.yaml')).mode & 0o777,
@@ -71,14 +71,33 @@ describe('extractTar', () => {
   it('keeps only the subdir, re-rooted', async () => {
     const archive = await makeTar([
       { name: 'top/README.md', body: 'x' },
+      { name: 'top/templates/agent/', type: 'directory' },
       { name: 'top/templates/agent/config.yaml', body: 'y' },
     ]);
     const dest = path.join(dir, 'out');
-    await extractTar(Readable.from([archive]), dest, { subject: 'a', strip: 1, subdir: 'templates/agent' });
+    const result = await extractTar(Readable.from([archive]), dest, {
+      subject: 'a',
+      strip: 1,
+      subdir: 'templates/agent',
+    });
     expect([
       existsSync(path.join(dest, 'README.md')),
       readFileSync(path.join(dest, 'config.yaml'), 'utf8'),
     ]).toEqual([false, 'y']);
+    expect(result.subdirFound).toBe(true);
+  });
+
+  it('says when the archive has no such subdir', async () => {
+    const archive = await makeTar([
+      { name: 'top/README.md', body: 'x' },
+      { name: 'top/templates/other/config.yaml', body: 'y' },
+    ]);
+    const result = await extractTar(Readable.from([archive]), path.join(dir, 'none'), {
+      subject: 'a',
+      strip: 1,
+      subdir: 'templates/agent',
+    });
+    expect(result).toEqual({ entries: 0, subdirFound: false });
   });
 
   const hint = 'archive entry';

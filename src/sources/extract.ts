@@ -28,6 +28,8 @@ export interface ExtractOptions {
 export interface ExtractResult {
   /** Files and symlinks written. */
   readonly entries: number;
+  /** With `subdir`: whether the archive held that directory itself (always true without one). */
+  readonly subdirFound: boolean;
 }
 
 function refused(subject: string, entry: string, why: string): SlipwayError {
@@ -69,6 +71,7 @@ export async function extractTar(
   const extract = tar.extract();
   let top: string | undefined;
   let entries = 0;
+  let subdirFound = subdir === '';
   const checkedDirs = new Set<string>();
   // The callback API, not the async iterator: tar-stream's iterator can report the end before
   // the last entry when the whole archive arrives in one chunk. Each entry is fully handled
@@ -112,7 +115,7 @@ export async function extractTar(
       },
     );
   }
-  return { entries };
+  return { entries, subdirFound };
 
   async function handle(h: tar.Header, entry: Readable): Promise<void> {
     root = await rootReady;
@@ -122,7 +125,7 @@ export async function extractTar(
       await drain(entry);
       return;
     }
-    const rel = await place(h.name);
+    const rel = await place(h.name, h.type === 'directory');
     if (rel === undefined) {
       await drain(entry);
       return;
@@ -189,7 +192,7 @@ export async function extractTar(
 
   // The entry's path inside the template, or undefined for entries not staged (pax headers,
   // the wrapping directory, files outside `subdir`).
-  async function place(name: string): Promise<string | undefined> {
+  async function place(name: string, isDirectory: boolean): Promise<string | undefined> {
     const why = unsafeEntryName(name);
     if (why !== undefined) throw refused(subject, name, why);
     const segments = name
@@ -207,7 +210,10 @@ export async function extractTar(
     }
     let rel = segments.join('/');
     if (subdir !== '') {
-      if (rel === subdir) return undefined;
+      if (rel === subdir) {
+        if (isDirectory) subdirFound = true;
+        return undefined;
+      }
       if (!rel.startsWith(`${subdir}/`)) return undefined;
       rel = rel.slice(subdir.length + 1);
     }

@@ -1,8 +1,10 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { SlipwayError } from '../core/errors.js';
+import { Transform } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { isSlipwayError, SlipwayError } from '../core/errors.js';
 import { DEFAULT_TIMEOUTS, formatDuration, type Timeouts } from '../core/timeouts.js';
 import { extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
@@ -135,31 +137,41 @@ export class GitTemplateSource implements TreeSource {
 
   async fetchTree(ref: string | null, dest: string): Promise<void> {
     const sha = requirePinnedSha(ref, this.ctx.subject);
+    const local = await this.localGitDir();
+    if (local !== undefined) {
+      // The repository is on this machine: read the commit where it lies, no clone or fetch.
+      const direct = await this.archive(['--git-dir', local, '--no-replace-objects'], sha, dest);
+      if (direct.ok) return;
+      // Whatever went wrong (no such commit, not a commit, no such subdir, a repository git will
+      // not read here), the fetch below reports it as it always has.
+      await rm(dest, { recursive: true, force: true });
+    }
     await this.withScratch(async (repo) => {
       await this.fetchCommit(repo, sha);
-      const treeish = this.subdir ? `${sha}:${this.subdir}` : sha;
-      if (this.subdir) {
-        const t = await this.git(['cat-file', '-t', treeish], repo);
-        if (t.code !== 0 || t.stdout.trim() !== 'tree') {
-          throw new SlipwayError(
-            'SOURCE_FETCH_FAILED',
-            `template "${this.ctx.subject}": ${this.description} has no directory "${this.subdir}" at commit ${sha}`,
-            {
-              resource: this.description,
-              hint: 'check "subdir" against the repository at the pinned commit',
-            },
-          );
-        }
-      }
-      await this.archive(repo, treeish, dest);
+      const fetched = await this.archive(['-C', repo], sha, dest);
+      if (fetched.ok) return;
+      await rm(dest, { recursive: true, force: true });
+      // Name what is wrong: the commit, then the subdirectory; otherwise git's own message.
+      await this.verifyCommit(repo, sha);
+      if (this.subdir) await this.verifySubdir(repo, sha);
+      throw this.failure(`git archive failed for ${sha} of`, fetched.stderr);
     });
   }
 
   async commitExists(ref: string): Promise<boolean> {
     const sha = requirePinnedSha(ref, this.ctx.subject);
+    const local = await this.localGitDir();
+    if (local !== undefined) {
+      const t = await this.git(
+        ['--git-dir', local, '--no-replace-objects', 'cat-file', '-t', sha],
+        undefined,
+      );
+      if (t.code === 0 && t.stdout.trim() === 'commit') return true;
+    }
     return this.withScratch(async (repo) => {
       try {
         await this.fetchCommit(repo, sha);
+        await this.verifyCommit(repo, sha);
         return true;
       } catch (err) {
         if (err instanceof SlipwayError && err.code === 'COMMIT_NOT_FOUND') return false;
@@ -168,10 +180,41 @@ export class GitTemplateSource implements TreeSource {
     });
   }
 
+  /**
+   * The git directory of a repository on this machine (a path or file:// URL) that can be read
+   * in place, or undefined. Only when the repository's own configuration cannot change what
+   * `git archive` writes (line endings, attributes, archive filters, includes): otherwise it is
+   * fetched into a scratch repository like a remote one, so both give the same tree.
+   */
+  private async localGitDir(): Promise<string | undefined> {
+    const { identity, url } = this.location;
+    if (!identity.startsWith('file://')) return undefined;
+    let dir: string;
+    try {
+      dir = path.isAbsolute(url) ? url : fileURLToPath(url);
+    } catch {
+      return undefined;
+    }
+    for (const gitDir of [path.join(dir, '.git'), dir]) {
+      let config: string;
+      try {
+        if (!(await stat(gitDir)).isDirectory()) continue;
+        config = await readFile(path.join(gitDir, 'config'), 'utf8');
+      } catch {
+        continue;
+      }
+      if (REPO_CONFIG_AFFECTING_ARCHIVE.test(config)) return undefined;
+      if (await exists(path.join(gitDir, 'info', 'attributes'))) return undefined;
+      return gitDir;
+    }
+    return undefined;
+  }
+
   private async withScratch<T>(fn: (repo: string) => Promise<T>): Promise<T> {
     const dir = await mkdtemp(path.join(this.ctx.tmpDir ?? os.tmpdir(), 'slipway-git-'));
     try {
-      const init = await this.git(['init', '--bare', '--quiet', dir], undefined);
+      // No template directory: its sample hooks are a dozen files to write and delete per fetch.
+      const init = await this.git(['init', '--bare', '--quiet', '--template=', dir], undefined);
       if (init.code !== 0) throw this.failure('could not create a scratch repository', init.stderr);
       return await fn(dir);
     } finally {
@@ -232,6 +275,10 @@ export class GitTemplateSource implements TreeSource {
         throw this.failure('could not fetch', full.stderr);
       }
     }
+  }
+
+  /** Throws COMMIT_NOT_FOUND unless `sha` is a commit in `repo` (not missing, not a tag object). */
+  private async verifyCommit(repo: string, sha: string): Promise<void> {
     const resolved = await this.git(['rev-parse', '--verify', '--quiet', `${sha}^{commit}`], repo);
     if (resolved.code !== 0) {
       throw new SlipwayError(
@@ -248,6 +295,21 @@ export class GitTemplateSource implements TreeSource {
         'COMMIT_NOT_FOUND',
         `template "${this.ctx.subject}": ${sha} in ${this.location.display} is not a commit (it resolves to commit ${resolved.stdout.trim()})`,
         { resource: this.description, hint: 'pin the commit id, not an annotated tag object' },
+      );
+    }
+  }
+
+  /** Throws SOURCE_FETCH_FAILED unless the commit has the directory `subdir`. */
+  private async verifySubdir(repo: string, sha: string): Promise<void> {
+    const t = await this.git(['cat-file', '-t', `${sha}:${this.subdir}`], repo);
+    if (t.code !== 0 || t.stdout.trim() !== 'tree') {
+      throw new SlipwayError(
+        'SOURCE_FETCH_FAILED',
+        `template "${this.ctx.subject}": ${this.description} has no directory "${this.subdir}" at commit ${sha}`,
+        {
+          resource: this.description,
+          hint: 'check "subdir" against the repository at the pinned commit',
+        },
       );
     }
   }
@@ -361,9 +423,20 @@ export class GitTemplateSource implements TreeSource {
     );
   }
 
-  /** Streams `git archive` of `treeish` into the safe extractor. */
-  private async archive(repo: string, treeish: string, dest: string): Promise<void> {
-    const child = spawn('git', ['-C', repo, 'archive', '--format=tar', treeish], {
+  /**
+   * Streams `git archive` of commit `sha` (only `subdir`, when set) into the safe extractor, and
+   * checks what arrived: the commit id git writes in the archive's header must be `sha` itself
+   * (an annotated tag would name its commit), and the subdirectory must be there. Not ok, with
+   * git's messages, when git fails or the checks do not hold; refusals of unsafe entries throw.
+   */
+  private async archive(
+    where: readonly string[],
+    sha: string,
+    dest: string,
+  ): Promise<{ ok: boolean; stderr: string }> {
+    const args = ['--literal-pathspecs', ...where, 'archive', '--format=tar', sha];
+    if (this.subdir) args.push(this.subdir);
+    const child = spawn('git', args, {
       env: this.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
@@ -377,17 +450,67 @@ export class GitTemplateSource implements TreeSource {
       child.once('close', (code) => resolve(code ?? 1));
     });
     exited.catch(() => {});
+    const header = new ArchiveCommitTap();
+    let result: { subdirFound: boolean };
     try {
-      await extractTar(child.stdout, dest, {
+      result = await extractTar(child.stdout.pipe(header), dest, {
         subject: this.ctx.subject,
+        ...(this.subdir ? { subdir: this.subdir } : {}),
         ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
       });
     } catch (err) {
       child.kill();
-      await exited.catch(() => {});
+      const code = await exited.catch(() => 1);
+      // An archive cut short because git failed is git's failure; a refused entry is the tree's.
+      if (code !== 0 && isSlipwayError(err, 'SOURCE_FETCH_FAILED')) return { ok: false, stderr };
       throw err;
     }
     const code = await exited;
-    if (code !== 0) throw this.failure(`git archive failed for ${treeish} of`, stderr);
+    return { ok: code === 0 && header.commit() === sha && result.subdirFound, stderr };
   }
 }
+
+/** Configuration keys in a repository's own config that change the bytes `git archive` writes. */
+const REPO_CONFIG_AFFECTING_ARCHIVE =
+  /^\s*(\[\s*(include|includeIf|tar)\b|(autocrlf|eol|attributesFile|safecrlf)\s*=)/im;
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await stat(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Passes a `git archive` tar through, reading the commit id git writes into its first block: a
+ * pax global header whose `comment` record is the id of the commit archived.
+ */
+class ArchiveCommitTap extends Transform {
+  private head = Buffer.alloc(0);
+
+  override _transform(
+    chunk: Buffer,
+    _enc: BufferEncoding,
+    done: (err?: Error | null, data?: Buffer) => void,
+  ): void {
+    if (this.head.length < HEAD_BYTES)
+      this.head = Buffer.concat([this.head, chunk.subarray(0, HEAD_BYTES - this.head.length)]);
+    done(null, chunk);
+  }
+
+  /** The commit id of the archive, or undefined when its header names none. */
+  commit(): string | undefined {
+    const h = this.head;
+    // ustar: typeflag at 156, size (octal) at 124; 'g' is a pax global header, its records follow.
+    if (h.length < 512 || h[156] !== 0x67) return undefined;
+    const size = Number.parseInt(h.subarray(124, 136).toString('latin1').replace(/\0.*$/, '').trim(), 8);
+    if (!Number.isInteger(size) || size <= 0 || 512 + size > h.length) return undefined;
+    const records = h.subarray(512, 512 + size).toString('utf8');
+    return /(?:^|\n)\d+ comment=([0-9a-f]{40})\n/.exec(records)?.[1];
+  }
+}
+
+/** A pax global header and its records fit in the first two 512-byte blocks. */
+const HEAD_BYTES = 1024;

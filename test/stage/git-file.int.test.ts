@@ -193,6 +193,61 @@ describe('staging from git over file://', () => {
     expect(err.message).toContain('f'.repeat(40));
   });
 
+  it('refuses an annotated tag object pinned in place of its commit, naming the commit', async () => {
+    const tagged = bareClone(repo.work, path.join(root, 'tagged.git'));
+    git(
+      tagged,
+      '-c',
+      'user.name=t',
+      '-c',
+      'user.email=t@example.com',
+      'tag',
+      '-a',
+      'v1',
+      '-m',
+      'v1',
+      repo.first,
+    );
+    const tagObject = git(tagged, 'rev-parse', 'v1').trim();
+    const project = path.join(root, 'p-tag');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${tagged}` }, ref: tagObject },
+    });
+    const err = await caught(stageTemplates(loaded, { cacheDir, env: {} }));
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'COMMIT_NOT_FOUND',
+      message: `template "agent": ${tagObject} in file://${tagged} is not a commit (it resolves to commit ${repo.first})`,
+    });
+    expect(existsSync(path.join(project, STAGED, 'agent'))).toBe(false);
+  });
+
+  it('refuses a subdir the pinned commit does not have', async () => {
+    const project = path.join(root, 'p-subdir');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${bare}`, subdir: 'no/such/dir' }, ref: repo.first },
+    });
+    const err = await caught(stageTemplates(loaded, { cacheDir, env: {} }));
+    expect({ code: err.code, message: err.message }).toEqual({
+      code: 'SOURCE_FETCH_FAILED',
+      message: `template "agent": git file://${bare}#no/such/dir has no directory "no/such/dir" at commit ${repo.first}`,
+    });
+  });
+
+  it('stages the commit byte for byte from a local repository whose own config would rewrite line endings', async () => {
+    // Read in place, `git archive` would apply this repository's core.autocrlf (LF -> CRLF):
+    // such a repository is fetched into a scratch one instead, like a remote.
+    const crlf = bareClone(repo.work, path.join(root, 'crlf.git'));
+    git(crlf, 'config', 'core.autocrlf', 'true');
+    const project = path.join(root, 'p-crlf');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${crlf}` }, ref: repo.first },
+    });
+    await stageTemplates(loaded, { cacheDir, env: {} });
+    const dir = path.join(project, STAGED, 'agent');
+    expect(treeOnDisk(dir)).toEqual(treeOfCommit(crlf, repo.first));
+    expect(readFileSync(path.join(dir, 'config.yaml'), 'utf8')).toBe('name: platform-agent\nmodel: large\n');
+  });
+
   it('stages a subdir of the non-bare repository holding the manifest ({"git": "."}), and removes dropped templates', async () => {
     const work = path.join(root, 'self');
     const self = makeTemplateRepo(work, 'templates/platform-agent');
