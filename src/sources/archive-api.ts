@@ -4,7 +4,7 @@ import type { Octokit } from '@octokit/rest';
 import { boundedFetch } from '../core/bounded-fetch.js';
 import { isUnreachable, messageOf, SlipwayError } from '../core/errors.js';
 import { DEFAULT_TIMEOUTS, formatDuration, isTimeout, type Timeouts } from '../core/timeouts.js';
-import { extractTar, normaliseSubdir } from './extract.js';
+import { type ExtractObserver, extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
 /** The GitHub REST API base used when a github source names none. */
@@ -75,7 +75,7 @@ export class ArchiveTemplateSource implements TreeSource {
     return this.octokit;
   }
 
-  async fetchTree(ref: string | null, dest: string): Promise<void> {
+  async fetchTree(ref: string | null, dest: string, observer?: ExtractObserver): Promise<void> {
     const sha = requirePinnedSha(ref, this.ctx.subject);
     const route =
       this.kind === 'github'
@@ -109,6 +109,7 @@ export class ArchiveTemplateSource implements TreeSource {
       strip: 1,
       subdir: this.subdir,
       ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+      ...(observer ? { observer } : {}),
     });
   }
 

@@ -7,6 +7,7 @@ import tar from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isSlipwayError } from '../core/errors.js';
 import { extractTar } from './extract.js';
+import { materialiseInPlace, type SelectionOptions, TreeRecorder } from './tree.js';
 
 type Entry = Partial<tar.Header> & { name: string; body?: string };
 
@@ -182,5 +183,66 @@ describe('extractTar', () => {
     await expect(
       extractTar(Readable.from([archive.subarray(0, 1000)]), dest, { subject: 'agent' }),
     ).rejects.toMatchObject({ code: 'SOURCE_FETCH_FAILED' });
+  });
+});
+
+describe('a TreeRecorder fed by extractTar (single pass)', () => {
+  // Token-shaped strings are assembled here so no literal token sits in the source.
+  const token = `${'ghp_'}${'A1b2C3d4'.repeat(4)}abcd`;
+  const big = 'x'.repeat(1024 * 1024 + 17);
+  const entries: Entry[] = [
+    { name: 'config.yaml', body: 'name: a\n' },
+    { name: 'a-b', body: 'dash sorts before slash by bytes, after it in the walk' },
+    { name: 'a/', type: 'directory' },
+    { name: 'a/x.md', body: `key: ${token}\nok: 1\nagain: ${token}\n` },
+    { name: 'a/.env', body: 'A=1\n' },
+    { name: 'bin/run.sh', body: '#!/bin/sh\n', mode: 0o755 },
+    { name: 'bin/.npmrc', body: '//registry.example/:_authToken=abc\n' },
+    { name: 'data/big.bin', body: big },
+    { name: 'prompts/current.md', type: 'symlink', linkname: '../config.yaml' },
+  ];
+
+  async function both(options: SelectionOptions): Promise<[unknown, unknown]> {
+    const dest = path.join(dir, `t-${options.sensitive}`);
+    const recorder = new TreeRecorder(options);
+    await extractTar(Readable.from([await makeTar(entries)]), dest, { subject: 'agent', observer: recorder });
+    const settle = async (f: () => unknown) => {
+      try {
+        return await f();
+      } catch (err) {
+        return isSlipwayError(err) ? { code: err.code, message: err.message, details: err.details } : err;
+      }
+    };
+    return [await settle(() => recorder.result(dest)), await settle(() => materialiseInPlace(dest, options))];
+  }
+
+  it('gives what walking and reading back the written tree gives: digests, counts, findings in walk order', async () => {
+    const [recorded, walked] = await both({
+      subject: 'agent',
+      sensitive: 'warn',
+      allowSensitive: ['bin/.npmrc'],
+    });
+    expect(recorded).toEqual(walked);
+    expect(recorded).toMatchObject({
+      files: 8,
+      sensitiveStaged: ['a/.env', 'a/x.md:1', 'a/x.md:3'],
+      allowedSensitive: [{ at: 'bin/.npmrc' }],
+    });
+  });
+
+  it('refuses exactly as the walk does', async () => {
+    const [recorded, walked] = await both({ subject: 'agent', sensitive: 'refuse' });
+    expect(recorded).toEqual(walked);
+    expect(recorded).toMatchObject({ code: 'STAGING_REFUSED' });
+  });
+
+  it('stands aside for a template that selects files, and forgets a restarted tree', async () => {
+    const selecting = new TreeRecorder({ subject: 'agent', include: ['config.yaml'] });
+    expect(selecting.applies).toBe(false);
+    const recorder = new TreeRecorder({ subject: 'agent' });
+    recorder.file('stale.md', 0o644, 1, 'f'.repeat(64), Buffer.from('x'));
+    recorder.end();
+    recorder.restart();
+    expect(recorder.result(dir)).toBeNull();
   });
 });

@@ -1,15 +1,31 @@
+import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import tar from 'tar-stream';
 import { isSlipwayError, messageOf, SlipwayError } from '../core/errors.js';
+import { sha256Hex } from '../core/tree-digest.js';
 import { unsafeEntryName, unsafeLinkTarget } from './rules.js';
 
 /** Entries up to this size are written in one call; larger ones are streamed. */
 const WHOLE_FILE_LIMIT = 1024 * 1024;
+
+/**
+ * Sees every file and symlink as it is written, so what was written can be checked and hashed
+ * without reading it back (single pass). `content` is the file's bytes when it was written in
+ * one piece (up to 1 MiB), else undefined; `sha256` is always its digest.
+ */
+export interface ExtractObserver {
+  file(rel: string, mode: number, size: number, sha256: string, content: Buffer | undefined): void;
+  symlink(rel: string, target: string): void;
+  /** Called once the whole archive was written. */
+  end(): void;
+  /** Forget everything observed: the tree is about to be written again from the start. */
+  restart(): void;
+}
 
 /** Options for {@link extractTar}. */
 export interface ExtractOptions {
@@ -22,6 +38,7 @@ export interface ExtractOptions {
   /** Keep only entries under this directory, re-rooted at it. */
   readonly subdir?: string;
   readonly signal?: AbortSignal;
+  readonly observer?: ExtractObserver;
 }
 
 /** What {@link extractTar} wrote. */
@@ -115,6 +132,7 @@ export async function extractTar(
       },
     );
   }
+  options.observer?.end();
   return { entries, subdirFound };
 
   async function handle(h: tar.Header, entry: Readable): Promise<void> {
@@ -143,10 +161,24 @@ export async function extractTar(
         const mode = ((h.mode ?? 0o644) & 0o100) !== 0 ? 0o755 : 0o644;
         try {
           // Small files in one write (most of a template); large ones streamed, so memory stays flat.
-          if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT)
+          if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT) {
+            const content = await collect(entry);
             // A synchronous write: most entries are small, and a thread-pool round trip each costs more than the write.
-            writeFileSync(target, await collect(entry), { flag: 'wx', mode });
-          else await pipeline(entry, createWriteStream(target, { flags: 'wx', mode }));
+            writeFileSync(target, content, { flag: 'wx', mode });
+            options.observer?.file(rel, mode, content.length, sha256Hex(content), content);
+          } else {
+            const hash = createHash('sha256');
+            let size = 0;
+            const tap = new Transform({
+              transform(chunk: Buffer, _enc, done) {
+                hash.update(chunk);
+                size += chunk.length;
+                done(null, chunk);
+              },
+            });
+            await pipeline(entry, tap, createWriteStream(target, { flags: 'wx', mode }));
+            options.observer?.file(rel, mode, size, hash.digest('hex'), undefined);
+          }
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST')
             throw refused(subject, h.name, 'appears twice in the archive');
@@ -163,6 +195,7 @@ export async function extractTar(
         insideRoot(path.dirname(target), rel);
         try {
           symlinkSync(h.linkname ?? '', target);
+          options.observer?.symlink(rel, h.linkname ?? '');
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST')
             throw refused(subject, h.name, 'appears twice in the archive');

@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { isSlipwayError, SlipwayError } from '../core/errors.js';
 import { DEFAULT_TIMEOUTS, formatDuration, type Timeouts } from '../core/timeouts.js';
-import { extractTar, normaliseSubdir } from './extract.js';
+import { type ExtractObserver, extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
 
 /** A git template source as written in the manifest. */
@@ -135,21 +135,23 @@ export class GitTemplateSource implements TreeSource {
     this.env = gitEnv(ctx.env, this.location.httpOrigin, useToken, this.timeouts);
   }
 
-  async fetchTree(ref: string | null, dest: string): Promise<void> {
+  async fetchTree(ref: string | null, dest: string, observer?: ExtractObserver): Promise<void> {
     const sha = requirePinnedSha(ref, this.ctx.subject);
     const local = await this.localGitDir();
     if (local !== undefined) {
       // The repository is on this machine: read the commit where it lies, no clone or fetch.
-      const direct = await this.archive(['--git-dir', local, '--no-replace-objects'], sha, dest);
+      const direct = await this.archive(['--git-dir', local, '--no-replace-objects'], sha, dest, observer);
       if (direct.ok) return;
+      observer?.restart();
       // Whatever went wrong (no such commit, not a commit, no such subdir, a repository git will
       // not read here), the fetch below reports it as it always has.
       await rm(dest, { recursive: true, force: true });
     }
     await this.withScratch(async (repo) => {
       await this.fetchCommit(repo, sha);
-      const fetched = await this.archive(['-C', repo], sha, dest);
+      const fetched = await this.archive(['-C', repo], sha, dest, observer);
       if (fetched.ok) return;
+      observer?.restart();
       await rm(dest, { recursive: true, force: true });
       // Name what is wrong: the commit, then the subdirectory; otherwise git's own message.
       await this.verifyCommit(repo, sha);
@@ -433,6 +435,7 @@ export class GitTemplateSource implements TreeSource {
     where: readonly string[],
     sha: string,
     dest: string,
+    observer: ExtractObserver | undefined,
   ): Promise<{ ok: boolean; stderr: string }> {
     const args = ['--literal-pathspecs', ...where, 'archive', '--format=tar', sha];
     if (this.subdir) args.push(this.subdir);
@@ -457,6 +460,7 @@ export class GitTemplateSource implements TreeSource {
         subject: this.ctx.subject,
         ...(this.subdir ? { subdir: this.subdir } : {}),
         ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+        ...(observer ? { observer } : {}),
       });
     } catch (err) {
       child.kill();

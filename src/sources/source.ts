@@ -4,6 +4,7 @@ import type { Redactor } from '../core/redact.js';
 import type { Timeouts } from '../core/timeouts.js';
 import { FULL_SHA_RE } from '../manifest/contract.js';
 import type { SourceKind, Template } from '../manifest/schema.js';
+import type { ExtractObserver } from './extract.js';
 
 /**
  * The template source port: the only calls staging and `verify --remote` make on a place that
@@ -22,9 +23,11 @@ export interface TreeSource {
   readonly cacheable: boolean;
   /**
    * Writes the tree of commit `ref` (restricted to `subdir`) into the empty directory `dest`,
-   * refusing entries that could escape it. `ref` is null only for local directories.
+   * refusing entries that could escape it. `ref` is null only for local directories. A source
+   * that unpacks an archive reports every file to `observer` as it writes it (and ends it), so
+   * the tree is checked without being read back; one that does not leaves it unended.
    */
-  fetchTree(ref: string | null, dest: string): Promise<void>;
+  fetchTree(ref: string | null, dest: string, observer?: ExtractObserver): Promise<void>;
   /** True when commit `ref` exists at the source; throws *_UNREACHABLE when the host does not answer. */
   commitExists(ref: string): Promise<boolean>;
 }

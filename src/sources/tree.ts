@@ -21,6 +21,7 @@ import path from 'node:path';
 import { type ErrorDetail, SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
 import { SCAN_MAX_BYTES, scanContent } from './content-scan.js';
+import type { ExtractObserver } from './extract.js';
 import {
   allowSensitiveFilter,
   isGitPath,
@@ -324,26 +325,9 @@ async function stageFound(
       if (target && how.link) linkOrCopy(e.abs, target.path, target.mode);
       hashed.push({ path: e.path, type: e.type, mode: e.mode, sha256 });
       if (!isStaged || mode === 'ignore') continue;
-      const reason = sensitiveReason(e.path, needsContentCheck(e.path) ? content : undefined);
-      const problems =
-        reason !== undefined
-          ? [{ at: e.path, message: `looks like ${reason}` }]
-          : content === undefined
-            ? []
-            : scanContent(content).map((f) => ({ at: `${e.path}:${f.line}`, message: `holds ${f.what}` }));
-      (allowed(e.path) ? allowedSensitive : sensitive).push(...problems);
+      (allowed(e.path) ? allowedSensitive : sensitive).push(...credentialProblems(e.path, content));
     }
-    if (sensitive.length > 0 && mode === 'refuse') {
-      throw new SlipwayError(
-        'STAGING_REFUSED',
-        `template "${options.subject}" holds ${sensitive.length} credential-looking file${sensitive.length === 1 ? '' : 's'}: ${sensitive.map((d) => `${d.at} (${d.message})`).join(', ')}`,
-        {
-          resource: options.subject,
-          details: sensitive,
-          hint: `remove them from the template, leave them out with "exclude", or, if they are deliberately public (a test key), list them in templates.${options.subject}.allowSensitive`,
-        },
-      );
-    }
+    if (mode === 'refuse') refuseSensitive(options.subject, sensitive);
   } catch (err) {
     // Nothing refused (or half-copied) stays behind in `dest`.
     if (dest !== null) await rm(dest, { recursive: true, force: true });
@@ -360,6 +344,137 @@ async function stageFound(
     sensitiveStaged: sensitive.map((d) => d.at),
     allowedSensitive,
   };
+}
+
+/** What looks like a credential in a file: its name, else (when its bytes are at hand) its content, `file:line`, never the value. */
+function credentialProblems(rel: string, content: Buffer | undefined): ErrorDetail[] {
+  const reason = sensitiveReason(rel, needsContentCheck(rel) ? content : undefined);
+  if (reason !== undefined) return [{ at: rel, message: `looks like ${reason}` }];
+  if (content === undefined) return [];
+  return scanContent(content).map((f) => ({ at: `${rel}:${f.line}`, message: `holds ${f.what}` }));
+}
+
+/** Throws STAGING_REFUSED listing every credential-looking file, when there is one. */
+function refuseSensitive(subject: string, sensitive: readonly ErrorDetail[]): void {
+  if (sensitive.length === 0) return;
+  throw new SlipwayError(
+    'STAGING_REFUSED',
+    `template "${subject}" holds ${sensitive.length} credential-looking file${sensitive.length === 1 ? '' : 's'}: ${sensitive.map((d) => `${d.at} (${d.message})`).join(', ')}`,
+    {
+      resource: subject,
+      details: [...sensitive],
+      hint: `remove them from the template, leave them out with "exclude", or, if they are deliberately public (a test key), list them in templates.${subject}.allowSensitive`,
+    },
+  );
+}
+
+/** Orders POSIX paths as the directory walk visits them: segment by segment. */
+function walkOrder(a: string, b: string): number {
+  const as = a.split('/');
+  const bs = b.split('/');
+  for (let i = 0; i < Math.min(as.length, bs.length); i++) {
+    const x = as[i] as string;
+    const y = bs[i] as string;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return as.length - bs.length;
+}
+
+/**
+ * Checks a tree while it is written (an {@link ExtractObserver} given to the extractor): the
+ * writer's hashes, credential checks on the bytes in memory, nothing read back. Its result is
+ * what {@link materialiseInPlace} returns for the same tree, or null when that would be null
+ * (include/exclude, a `.git` path) or when the writer never reported the end of the tree.
+ */
+export class TreeRecorder implements ExtractObserver {
+  private readonly found: Array<TreeEntry & { readonly size: number }> = [];
+  /** Per file, in the order written: sorted by file at the end, a file's findings stay in line order. */
+  private readonly sensitive: Array<{ rel: string; details: ErrorDetail[] }> = [];
+  private readonly allowedSensitive: Array<{ rel: string; details: ErrorDetail[] }> = [];
+  private readonly symlinks: Array<{ rel: string; target: string }> = [];
+  private readonly allowed: (p: string) => boolean;
+  private git = false;
+  private ended = false;
+
+  constructor(private readonly options: SelectionOptions) {
+    this.allowed = allowSensitiveFilter(options.allowSensitive);
+  }
+
+  /** False when the template selects files: such a tree is copied, not staged in place. */
+  get applies(): boolean {
+    return (this.options.include?.length ?? 0) === 0 && (this.options.exclude?.length ?? 0) === 0;
+  }
+
+  file(rel: string, mode: number, size: number, sha256: string, content: Buffer | undefined): void {
+    if (isGitPath(rel)) {
+      this.git = true;
+      return;
+    }
+    // The mode as lstat reports it (a regular file's type bits), as the walk records it.
+    this.found.push({ path: rel, type: 'file', mode: 0o100000 | mode, sha256, size });
+    if ((this.options.sensitive ?? 'refuse') === 'ignore') return;
+    (this.allowed(rel) ? this.allowedSensitive : this.sensitive).push({
+      rel,
+      details: credentialProblems(rel, content),
+    });
+  }
+
+  symlink(rel: string, target: string): void {
+    if (isGitPath(rel)) {
+      this.git = true;
+      return;
+    }
+    this.found.push({ path: rel, type: 'symlink', mode: 0o120000, sha256: sha256Hex(target), size: 0 });
+    this.symlinks.push({ rel, target });
+  }
+
+  end(): void {
+    this.ended = true;
+  }
+
+  restart(): void {
+    this.found.length = 0;
+    this.sensitive.length = 0;
+    this.allowedSensitive.length = 0;
+    this.symlinks.length = 0;
+    this.git = false;
+    this.ended = false;
+  }
+
+  /** The result for the tree written at `dir` (see the class comment); throws what the walk would. */
+  result(dir: string): MaterialiseResult | null {
+    if (!this.ended || this.git || !this.applies) return null;
+    const { subject } = this.options;
+    // A chain of in-tree links can still lead out (`a -> s/..` with `s -> .`): check the real path, as the walk does.
+    const realRoot = realpathSync.native(dir);
+    for (const { rel, target } of this.symlinks.sort((a, b) => walkOrder(a.rel, b.rel))) {
+      let real: string | undefined;
+      try {
+        real = realpathSync.native(path.join(dir, ...rel.split('/')));
+      } catch {
+        real = undefined;
+      }
+      if (real !== undefined && real !== realRoot && !real.startsWith(`${realRoot}${path.sep}`))
+        throw refused(subject, rel, `is a symlink that resolves outside the template (${target})`);
+    }
+    const inWalkOrder = (list: Array<{ rel: string; details: ErrorDetail[] }>) =>
+      list.sort((a, b) => walkOrder(a.rel, b.rel)).flatMap((f) => f.details);
+    const sensitive = inWalkOrder(this.sensitive);
+    if ((this.options.sensitive ?? 'refuse') === 'refuse') refuseSensitive(subject, sensitive);
+    const entries: TreeEntry[] = this.found
+      .sort((a, b) => walkOrder(a.path, b.path))
+      .map(({ path: p, type, mode, sha256 }) => ({ path: p, type, mode, sha256 }));
+    const digest = treeDigest(entries);
+    return {
+      sourceDigest: digest,
+      entries,
+      digest,
+      files: entries.length,
+      bytes: this.found.reduce((n, e) => n + e.size, 0),
+      sensitiveStaged: sensitive.map((d) => d.at),
+      allowedSensitive: inWalkOrder(this.allowedSensitive),
+    };
+  }
 }
 
 /** The `required` paths missing from the staged entries (a path may name a file, symlink or directory). */

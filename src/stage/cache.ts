@@ -111,11 +111,11 @@ export class TemplateCache {
 /** Recreates the directories of `src` under `dest` and hard-links (or copies) its files and symlinks. */
 function linkTree(src: string, dest: string): void {
   mkdirSync(dest, { recursive: true });
-  for (const name of readdirSync(src)) {
-    const from = path.join(src, name);
-    const to = path.join(dest, name);
-    const st = lstatSync(from);
-    if (st.isDirectory()) {
+  // Entry types from the directory listing itself: no stat per file.
+  for (const entry of readdirSync(src, { withFileTypes: true })) {
+    const from = path.join(src, entry.name);
+    const to = path.join(dest, entry.name);
+    if (entry.isDirectory()) {
       linkTree(from, to);
       continue;
     }
@@ -124,10 +124,10 @@ function linkTree(src: string, dest: string): void {
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'EMLINK' && code !== 'ENOTSUP') throw err;
-      if (st.isSymbolicLink()) symlinkSync(readlinkSync(from), to);
+      if (entry.isSymbolicLink()) symlinkSync(readlinkSync(from), to);
       else {
         copyFileSync(from, to, fsConstants.COPYFILE_EXCL);
-        chmodSync(to, st.mode & 0o777);
+        chmodSync(to, lstatSync(from).mode & 0o777);
       }
     }
   }

@@ -11,6 +11,7 @@ import type { Timeouts } from '../core/timeouts.js';
 import { checkContract } from '../manifest/contract.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind, type Template } from '../manifest/schema.js';
+import type { ExtractObserver } from '../sources/extract.js';
 import type { TemplateSources, TreeSource } from '../sources/source.js';
 import { type SourceTokens, sourceFor } from '../sources/source-for.js';
 import {
@@ -19,6 +20,7 @@ import {
   materialiseInPlace,
   missingRequired,
   type SelectionOptions,
+  TreeRecorder,
 } from '../sources/tree.js';
 import { type CacheKey, defaultCacheDir, TemplateCache } from './cache.js';
 import { RECEIPT_FILE, type StagedTemplate, type StagingReceipt } from './receipt.js';
@@ -355,8 +357,11 @@ async function fetchIntoCache(
   temp: string,
   selection: SelectionOptions,
 ): Promise<MaterialiseResult> {
-  await fetchTree(run, source, key.ref, temp, selection.subject);
-  const inPlace = await materialiseInPlace(temp, selection);
+  // Checked as it is written (hashes and credential checks on the bytes in hand); a source that
+  // does not report its files is walked and read back instead.
+  const recorder = new TreeRecorder(selection);
+  await fetchTree(run, source, key.ref, temp, selection.subject, recorder.applies ? recorder : undefined);
+  const inPlace = recorder.result(temp) ?? (await materialiseInPlace(temp, selection));
   if (inPlace) {
     await cache.commitTree(temp, key, inPlace.sourceDigest);
     return inPlace;
@@ -396,10 +401,11 @@ async function fetchTree(
   ref: string | null,
   dest: string,
   subject: string,
+  observer?: ExtractObserver,
 ): Promise<void> {
   const at = atRef(ref);
   run.sink({ kind: 'step-start', stage: 'source', subject, message: `fetching ${source.description}${at}` });
-  await source.fetchTree(ref, dest);
+  await source.fetchTree(ref, dest, observer);
   run.sink({ kind: 'step-done', stage: 'source', subject, message: `fetched ${source.description}${at}` });
 }
 
