@@ -232,7 +232,7 @@ export class GitTemplateSource implements TreeSource {
    */
   private localUploadPack(): string[] {
     if (!this.location.identity.startsWith('file://')) return [];
-    return ['--upload-pack', 'git -c core.packedGitWindowSize=16m -c core.packedGitLimit=64m upload-pack'];
+    return ['--upload-pack', `git ${SMALL_PACK_WINDOWS.join(' ')} upload-pack`];
   }
 
   /** Fetches just the pinned commit (shallow), falling back to a full fetch when the server refuses a SHA. */
@@ -437,7 +437,9 @@ export class GitTemplateSource implements TreeSource {
     dest: string,
     observer: ExtractObserver | undefined,
   ): Promise<{ ok: boolean; stderr: string }> {
-    const args = ['--literal-pathspecs', ...where, 'archive', '--format=tar', sha];
+    // Small pack windows: git maps 1 GiB windows by default, so reading a 250 MB pack would
+    // otherwise count 250 MB of mapped pack in git's memory; blobs are still read whole.
+    const args = [...SMALL_PACK_WINDOWS, '--literal-pathspecs', ...where, 'archive', '--format=tar', sha];
     if (this.subdir) args.push(this.subdir);
     const child = spawn('git', args, {
       env: this.env,
@@ -473,6 +475,9 @@ export class GitTemplateSource implements TreeSource {
     return { ok: code === 0 && header.commit() === sha && result.subdirFound, stderr };
   }
 }
+
+/** Git options that keep its memory flat when it reads a large pack (see the upload-pack note above). */
+const SMALL_PACK_WINDOWS = ['-c', 'core.packedGitWindowSize=16m', '-c', 'core.packedGitLimit=64m'];
 
 /** Configuration keys in a repository's own config that change the bytes `git archive` writes. */
 const REPO_CONFIG_AFFECTING_ARCHIVE =
