@@ -156,7 +156,7 @@ export function buildReport(s: Summary): Report {
     '- Both sides talk to the same dockerd and registry; their work is in the wall-clock times but in neither memory column.',
     '- The loopback git http-backend runs inside the bench process; its CGI children are not counted in either memory column.',
     '- On a shared or busy machine single repetitions absorb other work; compare the spread before trusting a ratio.',
-    "- What a variant leaves behind (staged trees, clones, caches) is set aside and deleted after the last measurement, not before the next variant: on an ext4 without a journal the inode allocator skips inodes deleted in the last minutes, so creating files right after removing 10,000 costs several times more, and a deletion between variants would bill that to whichever side runs next (bench/trash.ts).",
+    '- What a variant leaves behind (staged trees, clones, caches) is set aside and deleted after the last measurement, not before the next variant: on an ext4 without a journal the inode allocator skips inodes deleted in the last minutes, so creating files right after removing 10,000 costs several times more, and a deletion between variants would bill that to whichever side runs next (bench/trash.ts).',
     '',
   ].join('\n');
   const block = [

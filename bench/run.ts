@@ -31,9 +31,9 @@ import { crossRegistryGroup } from './scenarios/cross-registry.js';
 import { freshRunnerGroup } from './scenarios/fresh-runner.js';
 import { releaseGroup } from './scenarios/release.js';
 import { retagGroup } from './scenarios/retag.js';
-import { Trash } from './trash.js';
 import { stageGroup } from './scenarios/stage.js';
 import { median, type RowResult, ratio, type SideResult, spread } from './stats.js';
+import { Trash } from './trash.js';
 import { workloadsRoot } from './workloads.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
