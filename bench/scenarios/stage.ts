@@ -1,6 +1,6 @@
 // Staging N pinned templates: Slipway's `stage` (cold: empty cache; warm: cache filled) against a
 // sequential clone script and `git archive | tar -x`, over file:// or a loopback git http-backend.
-import { access, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { type GitHttpServer, startGitHttp } from '../git-http.js';
