@@ -3,7 +3,12 @@
 // (the `prepare` script); the npm tarball ships it (`prepack`). runProcess turns SIGINT/SIGTERM
 // into a clean stop (containers removed, tags and pins untouched) and exit 130/143.
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 import { fileURLToPath } from 'node:url';
+
+// Node 22.1+ keeps V8's compiled code of every module it loads on disk (in the OS temp dir, or
+// $NODE_COMPILE_CACHE), so later runs skip parsing commander, undici and the CLI. Absent on Node 20.
+module.enableCompileCache?.();
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
