@@ -3,7 +3,18 @@
 // (the `prepare` script); the npm tarball ships it (`prepack`). runProcess turns SIGINT/SIGTERM
 // into a clean stop (containers removed, tags and pins untouched) and exit 130/143.
 import { existsSync } from 'node:fs';
+import module from 'node:module';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+
+// Node 22.1+ keeps V8's compiled code of every module it loads on disk (in the OS temp dir, or
+// $NODE_COMPILE_CACHE), so later runs skip parsing commander, undici and the CLI. Absent on Node 20.
+module.enableCompileCache?.();
+// On Node 20 a process that made an HTTP request waits at exit (~60 ms) for V8 to finish
+// optimising undici's WebAssembly HTTP parser in the background (Node 24 does not). The baseline
+// compiler alone parses as fast for what Slipway sends (manifests, streamed blobs), so use only it.
+// Set before any WebAssembly is compiled; changes nothing but WebAssembly code generation.
+if (Number(process.versions.node.split('.')[0]) === 20) v8.setFlagsFromString('--liftoff-only');
 
 const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {

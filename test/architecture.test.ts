@@ -51,7 +51,8 @@ describe('architecture', () => {
     const upward: string[] = [];
     for (const f of files) {
       if (!f.rel.includes(path.sep)) continue;
-      for (const m of f.text.matchAll(/from '(\.\.?\/[^']+)'/g)) {
+      // Static imports and the dynamic ones that load a command's implementation lazily.
+      for (const m of f.text.matchAll(/(?:from |import\()'(\.\.?\/[^']+)'/g)) {
         const target = path.relative(src, path.resolve(src, path.dirname(f.rel), m[1] ?? ''));
         const layer = target.split(path.sep)[0] ?? '';
         if (!target.includes(path.sep) || layer === f.layer) continue;
@@ -64,7 +65,9 @@ describe('architecture', () => {
   it('manifest imports only core', () => {
     const outside = files
       .filter((f) => f.layer === 'manifest')
-      .flatMap((f) => [...f.text.matchAll(/from '\.\.\/([^/']+)\//g)].map((m) => `${f.rel}: ${m[1]}`))
+      .flatMap((f) =>
+        [...f.text.matchAll(/(?:from |import\()'\.\.\/([^/']+)\//g)].map((m) => `${f.rel}: ${m[1]}`),
+      )
       .filter((s) => !s.endsWith(': core'));
     expect(outside).toEqual([]);
   });

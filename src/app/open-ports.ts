@@ -1,17 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pemSigner, type Signer } from '../attest/dsse.js';
-import { RegistryAttestationStore } from '../attest/store.js';
+import type { Signer } from '../attest/dsse.js';
 import { SlipwayError } from '../core/errors.js';
 import type { EventSink } from '../core/events.js';
 import { silentSink } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
 import { DEFAULT_TIMEOUTS, type Timeouts } from '../core/timeouts.js';
 import { lazyEngine } from '../engine/lazy-engine.js';
-import { openPinStore } from '../promote/open.js';
-import { openRegistry } from '../publish/open.js';
 import type { Clock, Ports, TargetPorts } from '../release/ports.js';
-import { sourceFor } from '../sources/index.js';
 import { engineTimeoutsOf, type Settings } from './settings.js';
 
 /** Which ports to open, and with what. Ports that need a URL are opened only when it is given. */
@@ -73,7 +69,13 @@ export async function openPorts<R extends PortRequest>(
         timeouts: engineTimeoutsOf(settings),
       }),
     ),
-    sources: (template, ctx) => sourceFor(template, { timeouts, ...ctx }, settings.sourceTokens),
+    // The source implementations (and the manifest schema they check pins with) load on the first fetch.
+    sources: async (template, ctx) =>
+      (await import('../sources/source-for.js')).sourceFor(
+        template,
+        { timeouts, ...ctx },
+        settings.sourceTokens,
+      ),
     sink: request.sink ?? silentSink,
     clock: request.clock ?? (() => new Date()),
     redactor,
@@ -84,8 +86,13 @@ export async function openPorts<R extends PortRequest>(
     for (const c of closers.splice(0).reverse()) await c();
   };
   try {
+    // Each adapter loads only when the request names it: `tag` never loads a pin store or git.
     let registry = {};
     if (request.registry !== undefined) {
+      const [{ openRegistry }, { RegistryAttestationStore }] = await Promise.all([
+        import('../publish/open.js'),
+        import('../attest/store.js'),
+      ]);
       const opened = await openRegistry(request.registry, {
         env: settings.env,
         redactor,
@@ -96,6 +103,10 @@ export async function openPorts<R extends PortRequest>(
     }
     let target = {};
     if (request.targetRegistry !== undefined) {
+      const [{ openRegistry }, { RegistryAttestationStore }] = await Promise.all([
+        import('../publish/open.js'),
+        import('../attest/store.js'),
+      ]);
       const opened = await openRegistry(request.targetRegistry, {
         env: settings.env,
         redactor,
@@ -106,6 +117,7 @@ export async function openPorts<R extends PortRequest>(
     }
     let stores = {};
     if (request.pinStore !== undefined) {
+      const { openPinStore } = await import('../promote/open.js');
       const pins = await openPinStore(request.pinStore, { cwd: request.cwd, timeouts });
       closers.push(() => pins.close());
       stores = { pins, verdicts: pins };
@@ -135,6 +147,7 @@ export async function withPorts<R extends PortRequest, T>(
 async function loadSigner(settings: Settings, cwd: string, sign: true | string): Promise<Signer | null> {
   const source = typeof sign === 'string' ? { file: sign } : settings.signingKey;
   if (source === undefined) return null;
+  const { pemSigner } = await import('../attest/dsse.js');
   if ('pem' in source) return pemSigner(source.pem);
   const file = path.resolve(cwd, source.file);
   let pem: string;

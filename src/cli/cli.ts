@@ -1,12 +1,11 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { type OpenedPorts, type PortRequest, withPorts } from '../app/open-ports.js';
+import type { OpenedPorts, PortRequest } from '../app/open-ports.js';
 import { readSettings, type Settings } from '../app/settings.js';
 import { SlipwayError } from '../core/errors.js';
 import type { EventSink, SlipwayEvent } from '../core/events.js';
 import { Redactor } from '../core/redact.js';
-import { assertContract } from '../manifest/contract.js';
-import { type LoadedManifest, loadManifest } from '../manifest/load.js';
+import type { LoadedManifest } from '../manifest/load.js';
 import { ActionsReporter, inActions } from './actions/reporter.js';
 import type { liveRenderer } from './render/live.js';
 import { openRenderer } from './render/open.js';
@@ -68,10 +67,12 @@ export class Cli {
    * Opens the ports a command needs through the composition root (src/app/open-ports.ts), runs
    * `fn` with them, and closes them, whatever happens.
    */
-  withPorts<R extends Omit<PortRequest, 'cwd' | 'sink' | 'redactor' | 'timeouts'>, T>(
+  async withPorts<R extends Omit<PortRequest, 'cwd' | 'sink' | 'redactor' | 'timeouts'>, T>(
     request: R,
     fn: (ports: OpenedPorts<R & PortRequest>) => Promise<T>,
   ): Promise<T> {
+    // The composition root (and every adapter it can open) loads when a command first needs a port.
+    const { withPorts } = await import('../app/open-ports.js');
     return withPorts(
       this.settings,
       { ...request, cwd: this.io.cwd, sink: this.sink, redactor: this.redactor, timeouts: timeoutsOf(this) },
@@ -101,6 +102,11 @@ export class Cli {
    * `verify` itself passes `contract: false`: it reports the contract with the preflight, together.
    */
   async loadManifest(options: { contract?: boolean } = {}): Promise<LoadedManifest> {
+    // The schema (zod) loads with the first manifest, not with the CLI: `tag --registry` reads none.
+    const [{ loadManifest }, { assertContract }] = await Promise.all([
+      import('../manifest/load.js'),
+      import('../manifest/contract.js'),
+    ]);
     const loaded = await loadManifest(this.globals.manifest, { cwd: this.io.cwd });
     if (options.contract !== false) {
       const report = assertContract(loaded, { strict: this.settings.ci });

@@ -53,24 +53,29 @@ export async function copyImage(
     throw new SlipwayError('USAGE', `the target ${dst} must be a tag (repository:tag), without a digest`);
   }
   const registry = from.registry;
-  let digest = src.digest;
+  const tag = src.tag ?? 'latest';
+  // The source and the target's current digest are read together: one round trip, not two.
+  // allSettled, so what is wrong with the source is reported first, whichever answer came first.
+  const [resolved, current] = await Promise.allSettled([
+    src.digest ?? registry.resolve(from.repository, tag),
+    registry.resolve(to.repository, dst.tag),
+  ]);
+  if (resolved.status === 'rejected') throw resolved.reason;
+  const digest = resolved.value;
   if (!digest) {
-    const tag = src.tag ?? 'latest';
-    digest = (await registry.resolve(from.repository, tag)) ?? undefined;
-    if (!digest) {
-      throw new SlipwayError(
-        'REGISTRY_ERROR',
-        `${registry.imageName(from.repository).withTag(tag)} does not exist`,
-        {
-          resource: registry.imageName(from.repository).withTag(tag).toString(),
-          hint: 'check the source tag with `slipway status`, or name a digest',
-        },
-      );
-    }
+    throw new SlipwayError(
+      'REGISTRY_ERROR',
+      `${registry.imageName(from.repository).withTag(tag)} does not exist`,
+      {
+        resource: registry.imageName(from.repository).withTag(tag).toString(),
+        hint: 'check the source tag with `slipway status`, or name a digest',
+      },
+    );
   }
+  if (current.status === 'rejected') throw current.reason;
   const source = registry.imageName(from.repository).withDigest(digest);
   const target = registry.imageName(to.repository).withTag(dst.tag);
-  if ((await registry.resolve(to.repository, dst.tag)) === digest) {
+  if (current.value === digest) {
     sink({
       kind: 'step-done',
       stage: 'push',

@@ -52,7 +52,7 @@ export async function checkRemoteCommits(
       limit(async () => {
         const ref = t.ref ?? '';
         const sources = options.sources ?? ((tt, ctx) => sourceFor(tt, ctx, options.tokens));
-        const source = sources(t, {
+        const source = await sources(t, {
           subject: name,
           manifestDir: loaded.dir,
           env: options.env ?? {},

@@ -32,8 +32,11 @@ export interface TreeSource {
   commitExists(ref: string): Promise<boolean>;
 }
 
-/** Chooses the {@link TreeSource} for a manifest template (the composition root binds the tokens). */
-export type TemplateSources = (template: Template, ctx: SourceContext) => TreeSource;
+/**
+ * Chooses the {@link TreeSource} for a manifest template (the composition root binds the tokens).
+ * It may answer a promise, so the implementations load only when a template is fetched.
+ */
+export type TemplateSources = (template: Template, ctx: SourceContext) => TreeSource | Promise<TreeSource>;
 
 /** What every source implementation is given: no process globals, everything passed in. */
 export interface SourceContext {

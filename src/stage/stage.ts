@@ -257,7 +257,7 @@ async function prepareTemplate(run: StageRun, name: string): Promise<Prepared> {
   const template = run.loaded.manifest.templates[name];
   if (!template) throw new Error(`unknown template ${name}`);
   const sources = run.options.sources ?? ((t, ctx) => sourceFor(t, ctx, run.options.tokens));
-  const source = sources(template, {
+  const source = await sources(template, {
     subject: name,
     manifestDir: run.loaded.dir,
     env: run.env,

@@ -103,6 +103,34 @@ describe('copyImage on an OCI registry with bearer-token auth', () => {
     expect(again.changed).toBe(false);
   });
 
+  it('a retag makes five registry requests: both tags resolved (together), GET, PUT, read back', async () => {
+    const open = await RegistryProxy.start({ upstream: registryAddr });
+    try {
+      const registry = await openRegistry(`oci://${open.addr}/${prefix}`);
+      const base = pushed.images[0];
+      if (!base) throw new Error('base not pushed');
+      const repo = `/v2/${prefix}/molecule-ai/platform/manifests`;
+      const result = await copyImage(
+        ImageRef.parse('molecule-ai/platform:staging-latest'),
+        ImageRef.parse('molecule-ai/platform:retag-count'),
+        registry,
+      );
+      expect(result).toMatchObject({ digest: base.digest, changed: true });
+      const seen = open.requests.map((r) => `${r.method} ${r.path} ${r.status}`);
+      // The two HEADs are sent at once, so either may reach the registry first.
+      expect(seen.slice(0, 2).sort()).toEqual(
+        [`HEAD ${repo}/staging-latest 200`, `HEAD ${repo}/retag-count 404`].sort(),
+      );
+      expect(seen.slice(2)).toEqual([
+        `GET ${repo}/${encodeURIComponent(base.digest)} 200`,
+        `PUT ${repo}/retag-count 201`,
+        `HEAD ${repo}/retag-count 200`,
+      ]);
+    } finally {
+      await open.close();
+    }
+  });
+
   it('slipway tag prints the target digest, and a wrong token password is refused without showing it', async () => {
     const out: string[] = [];
     const err: string[] = [];

@@ -1,17 +1,16 @@
 import type { Command } from 'commander';
-import { listAttestations } from '../../attest/attest.js';
-import { keyFingerprint } from '../../attest/dsse.js';
-import { SLSA_PROVENANCE_TYPE, SMOKE_PREDICATE_TYPE } from '../../attest/statement.js';
 import type { CheckedAttestation } from '../../attest/verify.js';
 import { SlipwayError } from '../../core/errors.js';
 import { ImageRef } from '../../core/image-ref.js';
 import type { LoadedManifest } from '../../manifest/load.js';
-import { registryRepository } from '../../promote/promote.js';
 import type { Cli } from '../cli.js';
 import { policyKeys } from './keys.js';
 
-/** One line of what a statement says, for the text output. */
-function describe(a: CheckedAttestation): string {
+/** One line of what a statement says, for the text output (the predicate types passed in load with the command). */
+function describe(
+  a: CheckedAttestation,
+  { SLSA_PROVENANCE_TYPE, SMOKE_PREDICATE_TYPE }: typeof import('../../attest/statement.js'),
+): string {
   const p = (a.statement?.predicate ?? {}) as Record<string, unknown>;
   if (a.predicateType === SMOKE_PREDICATE_TYPE) {
     const runner = (p.runner ?? {}) as Record<string, unknown>;
@@ -52,6 +51,13 @@ export function registerAttestations(program: Command, cli: Cli): void {
       }
       const keys = await policyKeys(cli, loaded, opts.key);
       const ref = ImageRef.parse(imageRef);
+      const [{ listAttestations }, { keyFingerprint }, statements, { registryRepository }] =
+        await Promise.all([
+          import('../../attest/attest.js'),
+          import('../../attest/dsse.js'),
+          import('../../attest/statement.js'),
+          import('../../promote/promote.js'),
+        ]);
       await cli.withPorts({ registry: registryUrl }, async (ports) => {
         const repository = registryRepository(ports.registry, ref);
         const digest = ref.digest ?? (await ports.registry.resolve(repository, ref.tag ?? 'latest'));
@@ -84,7 +90,7 @@ export function registerAttestations(program: Command, cli: Cli): void {
             `${image}: ${list.length} attestation(s)${keys.length ? ` (key ${keys.map(keyFingerprint).join(', ')})` : ' (no key: signatures not checked)'}`,
             ...list.flatMap((a) => [
               `  ${a.predicateType ?? '(unknown type)'}  signature: ${a.signature}${a.subjectMatches ? '' : '  SUBJECT MISMATCH'}  in: ${a.foundIn.join(', ')}`,
-              `    ${describe(a)}`,
+              `    ${describe(a, statements)}`,
             ]),
           ],
         );

@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
-import { buildImages } from '../../build/build.js';
 import type { BuildRegistry } from '../../build/resolve-base.js';
 import type { EventSink } from '../../core/events.js';
 import type { ImageEngine } from '../../engine/image-engine.js';
 import type { Plan } from '../../plan/types.js';
-import { preflight } from '../../preflight/preflight.js';
 import type { Clock } from '../../release/ports.js';
 import type { Cli } from '../cli.js';
 import {
@@ -45,6 +43,10 @@ export function registerBuild(program: Command, cli: Cli): void {
     )
     .action(async (images: string[], opts: BuildCommandOptions) => {
       const loaded = await cli.loadManifest();
+      const [{ buildImages }, { preflight }] = await Promise.all([
+        import('../../build/build.js'),
+        import('../../preflight/preflight.js'),
+      ]);
       let plan: Plan;
       if (opts.plan !== undefined) {
         if (opts.sha !== undefined || opts.buildArg.length > 0) {

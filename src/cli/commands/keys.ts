@@ -1,7 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { publicKeyFromPem } from '../../attest/dsse.js';
 import { SlipwayError } from '../../core/errors.js';
 import type { LoadedManifest } from '../../manifest/load.js';
 import type { Cli } from '../cli.js';
@@ -39,5 +38,6 @@ export async function policyKeys(
       },
     );
   }
+  const { publicKeyFromPem } = await import('../../attest/dsse.js');
   return [publicKeyFromPem(pem, `public key ${file}`)];
 }

@@ -4,10 +4,8 @@ import type { AttestationStore } from '../../attest/store.js';
 import { SlipwayError } from '../../core/errors.js';
 import { ImageRef, isDigest } from '../../core/image-ref.js';
 import type { LoadedManifest } from '../../manifest/load.js';
-import { copyForPromotion } from '../../promote/across.js';
-import { migratePinStore } from '../../promote/open.js';
 import type { PinStore } from '../../promote/pin-store.js';
-import { type PromotionResult, promote, rollback } from '../../promote/promote.js';
+import type { PromotionResult } from '../../promote/promote.js';
 import type { Registry } from '../../publish/registry.js';
 import type { Cli } from '../cli.js';
 import { policyKeys } from './keys.js';
@@ -116,6 +114,7 @@ export function registerPins(program: Command, cli: Cli): void {
     .description('create or upgrade the pin store tables (idempotent; a file store is only checked)')
     .action(async () => {
       const url = await storeUrl();
+      const { migratePinStore } = await import('../../promote/open.js');
       const r = await migratePinStore(url, { cwd: cli.io.cwd });
       cli.print({ ok: true, ...r }, [
         r.applied.length
@@ -206,6 +205,7 @@ export function registerPins(program: Command, cli: Cli): void {
         },
       ) => {
         const loaded = await cli.loadManifest();
+        const { promote } = await import('../../promote/promote.js');
         const { imageName, repository } = runtimeOf(loaded, runtime);
         const ref = ImageRef.parse(imageRef);
         const registryUrl = opts.registry ?? loaded.manifest.publish.registry;
@@ -221,6 +221,7 @@ export function registerPins(program: Command, cli: Cli): void {
             );
           }
           const url = await storeUrl(loaded);
+          const { copyForPromotion } = await import('../../promote/across.js');
           await cli.withPorts(
             { pinStore: url, registry: registryUrl, targetRegistry: opts.toRegistry },
             async (ports) => {
@@ -340,6 +341,7 @@ export function registerPins(program: Command, cli: Cli): void {
         opts: { to?: string; expect?: string; reason?: string; force: boolean; dryRun: boolean; by?: string },
       ) => {
         const loaded = await cli.loadManifest();
+        const { rollback } = await import('../../promote/promote.js');
         const { imageName } = runtimeOf(loaded, runtime);
         let to: number | undefined;
         if (opts.to !== undefined) {

@@ -2,13 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SlipwayError } from '../../core/errors.js';
 import type { LoadedManifest } from '../../manifest/load.js';
-import { planMatrix } from '../../plan/matrix.js';
-import { makePlan, parsePlan } from '../../plan/plan.js';
-import { gitHead, gitSource } from '../../plan/revision.js';
 import type { Plan } from '../../plan/types.js';
-import { preflight } from '../../preflight/preflight.js';
 import type { StagingReceipt } from '../../stage/receipt.js';
-import { readReceipt } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
 
 /** Options shared by `plan` and `build`. */
@@ -37,6 +32,7 @@ export function parseBuildArgs(cli: Cli, pairs: readonly string[]): Record<strin
 
 /** The staging receipt, or an error telling the user to stage first. */
 export async function requireReceipt(loaded: LoadedManifest): Promise<StagingReceipt> {
+  const { readReceipt } = await import('../../stage/stage.js');
   const receipt = await readReceipt(loaded);
   if (!receipt) {
     throw new SlipwayError(
@@ -59,6 +55,10 @@ export async function planFromOptions(
   opts: PlanCommandOptions,
 ): Promise<Plan> {
   const buildArgs = parseBuildArgs(cli, opts.buildArg);
+  const [{ makePlan }, { gitHead, gitSource }] = await Promise.all([
+    import('../../plan/plan.js'),
+    import('../../plan/revision.js'),
+  ]);
   const receipt = await requireReceipt(loaded);
   const sha = opts.sha ?? (await gitHead(loaded.dir));
   return makePlan(loaded, {
@@ -74,6 +74,7 @@ export async function planFromOptions(
 /** Reads and validates a plan made earlier (`slipway plan --json > FILE`), without preflight. */
 export async function readPlanDocument(cli: Cli, planFile: string): Promise<Plan> {
   const file = cli.resolve(planFile);
+  const { parsePlan } = await import('../../plan/plan.js');
   const text = await readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new SlipwayError('USAGE', `cannot read plan ${planFile} (${err.code})`, { resource: file });
   });
@@ -83,6 +84,7 @@ export async function readPlanDocument(cli: Cli, planFile: string): Promise<Plan
 /** Reads a plan made earlier (`slipway plan --json > FILE`) and preflights each image with the plan's own args. */
 export async function readPlanFile(cli: Cli, loaded: LoadedManifest, planFile: string): Promise<Plan> {
   const plan = await readPlanDocument(cli, planFile);
+  const { preflight } = await import('../../preflight/preflight.js');
   // The plan's args already hold the run's overrides: check each image against its own.
   for (const image of plan.images) {
     await preflight(loaded, { images: [image.name], buildArgs: image.buildArgs, sink: cli.sink });
@@ -127,6 +129,7 @@ export function registerPlan(program: Command, cli: Cli): void {
         cli.print(plan, describePlan(plan));
         return;
       }
+      const { planMatrix } = await import('../../plan/matrix.js');
       const matrix = planMatrix(plan);
       cli.print({ ...plan, matrix }, [
         ...describePlan(plan),

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import type { Plan } from '../../plan/types.js';
-import { preflight } from '../../preflight/preflight.js';
-import { publishPlan } from '../../release/publish.js';
 import type { Cli } from '../cli.js';
 import {
   collectBuildArg,
@@ -52,6 +50,10 @@ export function registerPush(program: Command, cli: Cli): void {
     )
     .action(async (images: string[], opts: PushCommandOptions) => {
       const loaded = await cli.loadManifest();
+      const [{ preflight }, { publishPlan }] = await Promise.all([
+        import('../../preflight/preflight.js'),
+        import('../../release/publish.js'),
+      ]);
       const url = opts.registry ?? loaded.manifest.publish.registry;
       if (!url) {
         cli.usage(

@@ -3,11 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { pinStoreUrlFor } from '../../app/settings.js';
 import { SlipwayError } from '../../core/errors.js';
-import { gitHead, gitSource } from '../../plan/revision.js';
-import { finishRelease, recordsOrAttestations } from '../../release/finish.js';
-import { release } from '../../release/release.js';
-import { toJUnitXml } from '../../smoke/junit.js';
-import { renderReport, type SmokeReport } from '../../smoke/report.js';
+import type { SmokeReport } from '../../smoke/report.js';
 import type { Cli } from '../cli.js';
 import { policyKeys } from './keys.js';
 import { actorFor } from './pins.js';
@@ -86,6 +82,12 @@ export function registerRelease(program: Command, cli: Cli): void {
     .action(async (opts: ReleaseCommandOptions) => {
       if (opts.finish || opts.plan !== undefined) return finish(cli, opts);
       const loaded = await cli.loadManifest();
+      const [{ gitHead, gitSource }, { release }, { toJUnitXml }, { renderReport }] = await Promise.all([
+        import('../../plan/revision.js'),
+        import('../../release/release.js'),
+        import('../../smoke/junit.js'),
+        import('../../smoke/report.js'),
+      ]);
       const registry = opts.registry ?? loaded.manifest.publish.registry;
       if (!registry) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
       const pinStore = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
@@ -182,6 +184,7 @@ async function finish(cli: Cli, opts: ReleaseCommandOptions): Promise<void> {
   const pinStore = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);
   const by = await actorFor(cli, loaded.dir, opts.by);
   const keys = await policyKeys(cli, loaded);
+  const { finishRelease, recordsOrAttestations } = await import('../../release/finish.js');
   const result = await cli.withPorts({ registry, pinStore }, (ports) =>
     finishRelease(
       plan,

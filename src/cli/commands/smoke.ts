@@ -7,13 +7,6 @@ import { ImageRef } from '../../core/image-ref.js';
 import type { LoadedManifest } from '../../manifest/load.js';
 import type { SmokeSpec } from '../../manifest/schema.js';
 import type { EngineAuth } from '../../publish/registry.js';
-import { attestSmoke } from '../../release/attest-step.js';
-import { templatesAsserted, templatesFromReceipt } from '../../smoke/expected.js';
-import { toJUnitXml } from '../../smoke/junit.js';
-import { recordSmoke } from '../../smoke/record.js';
-import { renderReport } from '../../smoke/report.js';
-import { runSmoke } from '../../smoke/run.js';
-import { readReceipt } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
 import { actorFor } from './pins.js';
 import { readPlanDocument } from './plan.js';
@@ -87,6 +80,23 @@ export function registerSmoke(program: Command, cli: Cli): void {
         );
       }
       const loaded = await cli.loadManifest();
+      const [
+        { attestSmoke },
+        { templatesAsserted, templatesFromReceipt },
+        { toJUnitXml },
+        { recordSmoke },
+        { renderReport },
+        { runSmoke },
+        { readReceipt },
+      ] = await Promise.all([
+        import('../../release/attest-step.js'),
+        import('../../smoke/expected.js'),
+        import('../../smoke/junit.js'),
+        import('../../smoke/record.js'),
+        import('../../smoke/report.js'),
+        import('../../smoke/run.js'),
+        import('../../stage/stage.js'),
+      ]);
       const fromPlan = opts.plan
         ? await pushedForPlan(cli, loaded, imageName, opts.plan, opts.registry)
         : undefined;

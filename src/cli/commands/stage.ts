@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { stageTemplates } from '../../stage/stage.js';
 import type { Cli } from '../cli.js';
 
 /** `slipway stage [--only NAME...] [--cache-dir DIR] [--no-cache]`: materialise the pinned templates. */
@@ -15,6 +14,7 @@ export function registerStage(program: Command, cli: Cli): void {
     .option('--no-cache', 'fetch every template again and leave the cache untouched')
     .action(async (opts: { only?: string[]; cacheDir?: string; cache: boolean }) => {
       const loaded = await cli.loadManifest();
+      const { stageTemplates } = await import('../../stage/stage.js');
       const receipt = await cli.withPorts({}, (ports) =>
         stageTemplates(loaded, {
           sources: ports.sources,

@@ -1,8 +1,6 @@
 import type { Command } from 'commander';
 import { pinStoreUrlFor } from '../../app/settings.js';
 import { parseDuration } from '../../status/duration.js';
-import { statusMarkdown, statusTable } from '../../status/render.js';
-import { status } from '../../status/status.js';
 import type { Cli } from '../cli.js';
 import { collectBuildArg, parseBuildArgs } from './plan.js';
 
@@ -37,6 +35,10 @@ export function registerStatus(program: Command, cli: Cli): void {
     .action(async (opts: StatusCommandOptions) => {
       const maxAgeSeconds = opts.maxAge === undefined ? null : parseDuration(opts.maxAge);
       const loaded = await cli.loadManifest();
+      const [{ status }, { statusMarkdown, statusTable }] = await Promise.all([
+        import('../../status/status.js'),
+        import('../../status/render.js'),
+      ]);
       const url = opts.registry ?? loaded.manifest.publish.registry;
       if (!url) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
       const pinStore = pinStoreUrlFor(cli.settings, loaded.dir, opts.pins);

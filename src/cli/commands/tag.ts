@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { isSlipwayError } from '../../core/errors.js';
 import { ImageRef } from '../../core/image-ref.js';
-import { copyImage } from '../../publish/copy.js';
 import type { RepositorySettings } from '../../publish/registry.js';
 import type { Cli } from '../cli.js';
 
@@ -34,6 +33,7 @@ export function registerTag(program: Command, cli: Cli): void {
         settings = loaded?.manifest.publish.ecr;
       }
       if (!url) cli.usage('no registry: pass --registry URL or set publish.registry in the manifest');
+      const { copyImage } = await import('../../publish/copy.js');
       const result = await cli.withPorts({ registry: url }, (ports) =>
         copyImage(source, target, ports.registry, {
           createRepos: opts.createRepos,

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { verifyManifest } from '../../verify/verify.js';
 import type { Cli } from '../cli.js';
 
 /** `slipway verify [--remote] [--strict]`: the pinning contract (and, with --remote, the pins' existence). */
@@ -13,6 +12,7 @@ export function registerVerify(program: Command, cli: Cli): void {
     .option('--strict', 'refuse unpinned local path sources (CI)', false)
     .action(async (opts: { remote: boolean; strict: boolean }) => {
       const loaded = await cli.loadManifest({ contract: false });
+      const { verifyManifest } = await import('../../verify/verify.js');
       const result = await cli.withPorts({}, (ports) =>
         verifyManifest(loaded, {
           remote: opts.remote,
