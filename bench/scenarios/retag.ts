@@ -89,10 +89,21 @@ export function retagGroup(config: BenchConfig, mb: number): Group {
     },
   };
 
+  // The floor of any Node.js command, measured beside skopeo: what a retag by a Node CLI cannot go below.
+  const nodeStart: Variant = {
+    key: `retag${mb}-node`,
+    side: 'slipway',
+    label: 'Node.js start-up alone (`node -e 0`)',
+    does: '`node -e 0` with the Node.js that runs Slipway: no module loaded, no request made; the lower bound of every `slipway` command',
+    async run(_rep, runner) {
+      await runner.run(process.execPath, ['-e', '0']);
+    },
+  };
+
   return {
     name: `retag-${mb}`,
     notes,
-    variants: [tag, skopeo, pullPush],
+    variants: mb === 50 ? [tag, skopeo, pullPush, nodeStart] : [tag, skopeo, pullPush],
     rows: [
       {
         id: mb === 50 ? '5a' : '6a',
@@ -106,6 +117,16 @@ export function retagGroup(config: BenchConfig, mb: number): Group {
         slipway: tag.key,
         peer: pullPush.key,
       },
+      ...(mb === 50
+        ? [
+            {
+              id: '5d',
+              title: 'floor: Node.js start-up alone vs skopeo copy (a 50 MB image)',
+              slipway: nodeStart.key,
+              peer: skopeo.key,
+            },
+          ]
+        : []),
     ],
     async setup() {
       const dir = await mkdtemp(path.join(os.tmpdir(), 'slipway-bench-retag-'));
