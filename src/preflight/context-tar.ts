@@ -6,6 +6,8 @@ import { Readable } from 'node:stream';
  * synchronous calls until the stream's buffer is full (about {@link HIGH_WATER_MARK}), then
  * returns to the event loop. No per-file promise or thread-pool round trip (a 20,000-file
  * context costs 60,000 syscalls, not 60,000 callbacks); memory is the buffer plus one chunk.
+ * Headers are written and files read straight into the chunk being filled: no per-file buffer,
+ * no copy into the chunk afterwards.
  *
  * The bytes are those tar-stream's `pack()` writes for the same headers (ustar, a PAX record
  * only for a name or link target ustar cannot hold); a unit test holds the two equal.
@@ -30,9 +32,7 @@ export interface TarDefaults {
 }
 
 const HIGH_WATER_MARK = 1024 * 1024;
-/** Headers and small files are gathered into chunks of about this size: fewer, larger writes. */
-const BATCH = 256 * 1024;
-/** Larger files are read in chunks of this size over several `_read` calls. */
+/** The stream's chunks: headers and file contents are written into one of these until it is full. */
 const CHUNK = 1024 * 1024;
 const ZEROS = Buffer.alloc(1024);
 const TYPEFLAG = { file: 0, symlink: 2, directory: 5, 'pax-header': 72 } as const;
@@ -43,10 +43,23 @@ function octal(value: number, width: number): string {
   return `${'0'.repeat(width - s.length)}${s} `;
 }
 
-function checksum(block: Buffer): number {
+/** Writes `octal(value, width)` at `at` without making a string per field. */
+function putOctal(target: Buffer, at: number, value: number, width: number): void {
+  const s = value.toString(8);
+  if (s.length > width) {
+    target.fill(0x37, at, at + width);
+  } else {
+    const pad = width - s.length;
+    target.fill(0x30, at, at + pad);
+    for (let i = 0; i < s.length; i++) target[at + pad + i] = s.charCodeAt(i);
+  }
+  target[at + width] = 0x20;
+}
+
+function checksum(block: Buffer, at: number): number {
   let sum = 8 * 32;
-  for (let i = 0; i < 148; i++) sum += block[i] as number;
-  for (let i = 156; i < 512; i++) sum += block[i] as number;
+  for (let i = at; i < at + 148; i++) sum += block[i] as number;
+  for (let i = at + 156; i < at + 512; i++) sum += block[i] as number;
   return sum;
 }
 
@@ -59,12 +72,27 @@ interface RawHeader {
   linkname?: string | undefined;
 }
 
-/** A ustar header block, or null when the name or link needs a PAX record (tar-stream's rules). */
-function ustar(h: RawHeader): Buffer | null {
+/** The fields every header shares (owner 0:0, no names, the mtime, the ustar magic); the rest zero. */
+function ustarTemplate(mtimeSeconds: number): Buffer {
+  const buf = Buffer.alloc(512);
+  buf.write(octal(0, 6), 108);
+  buf.write(octal(0, 6), 116);
+  buf.write(octal(mtimeSeconds, 11), 136);
+  buf.write('ustar\u000000', 257, 'latin1');
+  buf.write(octal(0, 6), 329);
+  buf.write(octal(0, 6), 337);
+  return buf;
+}
+
+/** Any UTF-16 code unit outside ASCII: such a name takes more UTF-8 bytes than characters. */
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** A name split into ustar's prefix and name fields, or null when it needs a PAX record (tar-stream's rules). */
+function ustarName(h: RawHeader): { prefix: string; name: string } | null {
   // tar-stream writes directory names without a trailing slash; so does this, byte for byte.
   let name = h.name;
   let prefix = '';
-  if (Buffer.byteLength(name) !== name.length) return null;
+  if (NON_ASCII.test(name)) return null;
   while (name.length > 100) {
     const i = name.indexOf('/');
     if (i === -1) return null;
@@ -73,29 +101,42 @@ function ustar(h: RawHeader): Buffer | null {
   }
   if (name.length > 100 || prefix.length > 155) return null;
   if (h.linkname && Buffer.byteLength(h.linkname) > 100) return null;
-  const buf = Buffer.alloc(512);
-  buf.write(name, 0);
-  buf.write(octal(h.mode & 0o7777, 6), 100);
-  buf.write(octal(0, 6), 108);
-  buf.write(octal(0, 6), 116);
+  return { prefix, name };
+}
+
+/** Writes the ustar header block of `h` at `at` (512 bytes), its name already split by {@link ustarName}. */
+function writeUstar(
+  target: Buffer,
+  at: number,
+  template: Buffer,
+  h: RawHeader,
+  split: { prefix: string; name: string },
+): void {
+  template.copy(target, at);
+  target.write(split.name, at);
+  putOctal(target, at + 100, h.mode & 0o7777, 6);
   if (h.size.toString(8).length > 11) {
-    buf[124] = 0x80;
+    target[at + 124] = 0x80;
     let n = h.size;
     for (let i = 11; i > 0; i--) {
-      buf[124 + i] = n & 0xff;
+      target[at + 124 + i] = n & 0xff;
       n = Math.floor(n / 0x100);
     }
   } else {
-    buf.write(octal(h.size, 11), 124);
+    putOctal(target, at + 124, h.size, 11);
   }
-  buf.write(octal(h.mtimeSeconds, 11), 136);
-  buf[156] = 0x30 + TYPEFLAG[h.type];
-  if (h.linkname) buf.write(h.linkname, 157);
-  buf.write('ustar\u000000', 257, 'latin1');
-  buf.write(octal(0, 6), 329);
-  buf.write(octal(0, 6), 337);
-  if (prefix) buf.write(prefix, 345);
-  buf.write(octal(checksum(buf), 6), 148);
+  target[at + 156] = 0x30 + TYPEFLAG[h.type];
+  if (h.linkname) target.write(h.linkname, at + 157);
+  if (split.prefix) target.write(split.prefix, at + 345);
+  putOctal(target, at + 148, checksum(target, at), 6);
+}
+
+/** A ustar header block, or null when the name or link needs a PAX record. */
+function ustar(h: RawHeader, template: Buffer): Buffer | null {
+  const split = ustarName(h);
+  if (!split) return null;
+  const buf = Buffer.alloc(512);
+  writeUstar(buf, 0, template, h, split);
   return buf;
 }
 
@@ -107,28 +148,34 @@ function paxRecord(key: string, value: string): string {
   return `${len + digits}${body}`;
 }
 
-function padding(size: number): Buffer | null {
+function paddingLength(size: number): number {
   const rest = size & 511;
-  return rest ? ZEROS.subarray(0, 512 - rest) : null;
+  return rest ? 512 - rest : 0;
 }
 
 /** The header block(s) of a member: ustar, or a PAX header, its record and a ustar header. */
-export function tarHeader(h: RawHeader): Buffer[] {
-  const plain = ustar(h);
+export function tarHeader(h: RawHeader, template = ustarTemplate(h.mtimeSeconds)): Buffer[] {
+  const plain = ustar(h, template);
   if (plain) return [plain];
   const pax = Buffer.from(
     `${h.name ? paxRecord('path', h.name) : ''}${h.linkname ? paxRecord('linkpath', h.linkname) : ''}`,
   );
-  const paxHeader = ustar({
-    ...h,
-    name: 'PaxHeader',
-    type: 'pax-header',
-    size: pax.length,
-    linkname: h.linkname ? 'PaxHeader' : undefined,
-  }) as Buffer;
-  const real = ustar({ ...h, name: 'PaxHeader', linkname: h.linkname ? 'PaxHeader' : undefined }) as Buffer;
-  const pad = padding(pax.length);
-  return pad ? [paxHeader, pax, pad, real] : [paxHeader, pax, real];
+  const paxHeader = ustar(
+    {
+      ...h,
+      name: 'PaxHeader',
+      type: 'pax-header',
+      size: pax.length,
+      linkname: h.linkname ? 'PaxHeader' : undefined,
+    },
+    template,
+  ) as Buffer;
+  const real = ustar(
+    { ...h, name: 'PaxHeader', linkname: h.linkname ? 'PaxHeader' : undefined },
+    template,
+  ) as Buffer;
+  const pad = paddingLength(pax.length);
+  return pad ? [paxHeader, pax, ZEROS.subarray(0, pad), real] : [paxHeader, pax, real];
 }
 
 /** A file whose size changed between listing and packing: the tar would be corrupt. */
@@ -136,26 +183,40 @@ function changedSize(name: string): Error {
   return new Error(`${name} changed size while it was packed`);
 }
 
+interface OpenFile {
+  readonly fd: number;
+  /** Bytes still to send. */
+  left: number;
+  readonly member: TarMember;
+}
+
 /** The tar stream of `members` (see the file comment). */
 export class ContextTar extends Readable {
   private index = 0;
-  /** A large file being streamed: its descriptor and the bytes still to send. */
-  private open: { fd: number; left: number; member: TarMember } | undefined;
+  /** A file being read into the chunks, possibly over several `_read` calls. */
+  private open: OpenFile | undefined;
   private ended = false;
-  private batch: Buffer[] = [];
-  private batchBytes = 0;
+  /** The chunk being filled: `start..pos` is written and not yet pushed. */
+  private chunk = Buffer.allocUnsafe(CHUNK);
+  private start = 0;
+  private pos = 0;
+  /** Set when `push` asked for no more: `_read` returns to the event loop. */
+  private full = false;
+  private readonly template: Buffer;
+  private readonly probe = Buffer.allocUnsafe(1);
 
   constructor(
     private readonly members: readonly TarMember[],
     private readonly defaults: TarDefaults,
   ) {
     super({ highWaterMark: HIGH_WATER_MARK });
+    this.template = ustarTemplate(defaults.mtimeSeconds);
   }
 
   override _read(): void {
+    this.full = false;
     try {
-      let more = true;
-      while (more && !this.ended) more = this.step();
+      while (!this.full && !this.ended) this.step();
     } catch (err) {
       this.closeOpen();
       this.destroy(err as Error);
@@ -167,72 +228,102 @@ export class ContextTar extends Readable {
     cb(err);
   }
 
-  /** Pushes the next piece; false when the buffer is full (or the tar is complete). */
-  private step(): boolean {
-    if (this.open) return this.continueFile(this.open);
+  /** Writes the next member, or the rest of the open file until a push asks for no more. */
+  private step(): void {
+    if (this.open) {
+      this.continueFile(this.open);
+      return;
+    }
     const m = this.members[this.index++];
     if (!m) {
       this.ended = true;
-      this.pushAll([ZEROS]);
-      this.flush();
+      this.zeros(1024);
+      this.pushWritten();
       this.push(null);
-      return false;
+      return;
     }
     const base = { name: m.name, type: m.type, mode: m.mode, mtimeSeconds: this.defaults.mtimeSeconds };
-    if (m.type === 'directory') return this.pushAll(tarHeader({ ...base, size: 0 }));
+    if (m.type === 'directory') {
+      this.header({ ...base, size: 0 });
+      return;
+    }
     if (m.type === 'symlink') {
-      const linkname = readlinkSync(m.abs as string);
-      return this.pushAll(tarHeader({ ...base, size: 0, linkname }));
+      this.header({ ...base, size: 0, linkname: readlinkSync(m.abs as string) });
+      return;
     }
-    const headers = tarHeader({ ...base, size: m.size });
-    if (m.content) return this.pushAll([...headers, m.content, ...optional(padding(m.size))]);
-    const fd = openSync(m.abs as string, 'r');
-    if (m.size > CHUNK) {
-      this.open = { fd, left: m.size, member: m };
-      return this.pushAll(headers);
+    this.header({ ...base, size: m.size });
+    if (m.content) {
+      this.copyIn(m.content);
+      this.zeros(paddingLength(m.size));
+      return;
     }
-    let data: Buffer;
-    try {
-      // One byte more than expected: a file that grew is caught by the same read.
-      data = Buffer.allocUnsafe(m.size + 1);
-      const n = readFull(fd, data);
-      if (n !== m.size) throw changedSize(m.name);
-    } finally {
-      closeSync(fd);
-    }
-    return this.pushAll([...headers, data.subarray(0, m.size), ...optional(padding(m.size))]);
+    this.open = { fd: openSync(m.abs as string, 'r'), left: m.size, member: m };
+    this.continueFile(this.open);
   }
 
-  private continueFile(open: { fd: number; left: number; member: TarMember }): boolean {
-    const want = Math.min(CHUNK, open.left);
-    const data = Buffer.allocUnsafe(want);
-    const n = readFull(open.fd, data);
-    if (n !== want) throw changedSize(open.member.name);
-    open.left -= n;
-    if (open.left > 0) return this.flush() && this.push(data);
+  private continueFile(open: OpenFile): void {
+    while (open.left > 0) {
+      if (this.pos === CHUNK) {
+        this.next();
+        if (this.full) return;
+      }
+      const n = readSync(open.fd, this.chunk, this.pos, Math.min(open.left, CHUNK - this.pos), null);
+      if (n === 0) throw changedSize(open.member.name);
+      this.pos += n;
+      open.left -= n;
+    }
     // The whole size is sent: one more byte would mean the file grew.
-    const extra = readSync(open.fd, Buffer.allocUnsafe(1), 0, 1, null);
+    const extra = readSync(open.fd, this.probe, 0, 1, null);
     this.closeOpen();
     if (extra !== 0) throw changedSize(open.member.name);
-    return this.pushAll([data, ...optional(padding(open.member.size))]);
+    this.zeros(paddingLength(open.member.size));
   }
 
-  /** Adds parts to the batch; pushes it once it is large enough. False when the buffer is full. */
-  private pushAll(parts: readonly Buffer[]): boolean {
-    for (const p of parts) {
-      this.batch.push(p);
-      this.batchBytes += p.length;
+  private header(h: RawHeader): void {
+    const split = ustarName(h);
+    if (!split) {
+      for (const part of tarHeader(h, this.template)) this.copyIn(part);
+      return;
     }
-    return this.batchBytes >= BATCH ? this.flush() : true;
+    if (CHUNK - this.pos < 512) this.next();
+    writeUstar(this.chunk, this.pos, this.template, h, split);
+    this.pos += 512;
   }
 
-  private flush(): boolean {
-    if (this.batchBytes === 0) return true;
-    const chunk =
-      this.batch.length === 1 ? (this.batch[0] as Buffer) : Buffer.concat(this.batch, this.batchBytes);
-    this.batch = [];
-    this.batchBytes = 0;
-    return this.push(chunk);
+  private copyIn(src: Buffer): void {
+    let off = 0;
+    while (off < src.length) {
+      if (this.pos === CHUNK) this.next();
+      const n = src.copy(this.chunk, this.pos, off, Math.min(src.length, off + CHUNK - this.pos));
+      this.pos += n;
+      off += n;
+    }
+  }
+
+  private zeros(count: number): void {
+    let left = count;
+    while (left > 0) {
+      if (this.pos === CHUNK) this.next();
+      const n = Math.min(left, CHUNK - this.pos);
+      this.chunk.fill(0, this.pos, this.pos + n);
+      this.pos += n;
+      left -= n;
+    }
+  }
+
+  /** Pushes what is written and not yet pushed. */
+  private pushWritten(): void {
+    if (this.pos === this.start) return;
+    if (!this.push(this.chunk.subarray(this.start, this.pos))) this.full = true;
+    this.start = this.pos;
+  }
+
+  /** Pushes the current chunk and starts a new one (the pushed bytes stay with the consumer). */
+  private next(): void {
+    this.pushWritten();
+    this.chunk = Buffer.allocUnsafe(CHUNK);
+    this.start = 0;
+    this.pos = 0;
   }
 
   private closeOpen(): void {
@@ -241,19 +332,4 @@ export class ContextTar extends Readable {
     this.open = undefined;
     closeSync(fd);
   }
-}
-
-function optional(b: Buffer | null): Buffer[] {
-  return b ? [b] : [];
-}
-
-/** Reads until `buf` is full or the file ends; returns the bytes read. */
-function readFull(fd: number, buf: Buffer): number {
-  let off = 0;
-  while (off < buf.length) {
-    const n = readSync(fd, buf, off, buf.length - off, null);
-    if (n === 0) break;
-    off += n;
-  }
-  return off;
 }

@@ -54,12 +54,20 @@ export function parseDockerignore(text: string): string[] {
 // The package is CommonJS (`module.exports = factory`) typed as an ES default export.
 const ignore = dockerignore as unknown as typeof dockerignore.default;
 
+/** A UTF-16 surrogate: only strings with one compare differently by code units and by UTF-8 bytes. */
+const SURROGATE = /[\ud800-\udfff]/;
+
 /** `items` sorted by the UTF-8 bytes of `key` (each key encoded once, not once per comparison). */
-function sortedByBytes<T>(items: readonly T[], key: (item: T) => string): T[] {
-  return items
-    .map((item) => ({ item, bytes: Buffer.from(key(item)) }))
-    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
-    .map((x) => x.item);
+export function sortedByBytes<T>(items: readonly T[], key: (item: T) => string): T[] {
+  const keyed = items.map((item) => ({ item, key: key(item) }));
+  if (keyed.some((x) => SURROGATE.test(x.key))) {
+    return keyed
+      .map(({ item, key: k }) => ({ item, bytes: Buffer.from(k) }))
+      .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
+      .map((x) => x.item);
+  }
+  // Without surrogates, UTF-16 code-unit order is code-point order, which is UTF-8 byte order.
+  return keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((x) => x.item);
 }
 
 /** Work done between two turns of the event loop by the synchronous walk, digest and pack. */
@@ -104,29 +112,44 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
   const entries: ContextEntry[] = [];
 
   const pause = pauser();
+  // `abs` is resolved (no trailing slash but at the root): joining by hand gives path.join's result.
+  const base = abs.endsWith('/') ? abs : `${abs}/`;
+  const anyRules = patterns.length > 0;
   // Synchronous directory calls, with a turn of the event loop every few thousand entries: on a
   // loaded machine a thread-pool round trip per lstat costs several times the call itself.
   const walk = async (rel: string): Promise<void> => {
-    const names = sortedByBytes(readdirSync(rel === '' ? abs : path.join(abs, rel)), (n) => n);
-    for (const name of names) {
-      await pause(1);
-      const relPath = rel === '' ? name : `${rel}/${name}`;
-      const full = path.join(abs, relPath);
-      const s = lstatSync(full);
-      const excluded = ig.ignores(relPath);
-      if (s.isDirectory()) {
+    // The directory listing gives each entry's type: only regular files need an lstat (size, mode).
+    const dirents = sortedByBytes(
+      readdirSync(rel === '' ? abs : base + rel, { withFileTypes: true }),
+      (d) => d.name,
+    );
+    for (const d of dirents) {
+      const turn = pause(1);
+      if (turn) await turn;
+      const relPath = rel === '' ? d.name : `${rel}/${d.name}`;
+      const full = base + relPath;
+      const excluded = anyRules && ig.ignores(relPath);
+      if (d.isDirectory()) {
         // Mirrors docker/cli's walk: skip an excluded directory unless an exception lies below it.
         if (excluded && !exceptions.some((e) => `${e}/`.startsWith(`${relPath}/`))) continue;
         if (!excluded) entries.push({ path: relPath, type: 'directory', mode: 0o755, abs: full, size: 0 });
         await walk(relPath);
-      } else if (!excluded && (s.isFile() || s.isSymbolicLink())) {
-        entries.push({
-          path: relPath,
-          type: s.isFile() ? 'file' : 'symlink',
-          mode: s.isFile() && (s.mode & 0o100) !== 0 ? 0o755 : s.isFile() ? 0o644 : 0o777,
-          abs: full,
-          size: s.isFile() ? s.size : 0,
-        });
+      } else if (excluded) {
+      } else if (d.isSymbolicLink()) {
+        entries.push({ path: relPath, type: 'symlink', mode: 0o777, abs: full, size: 0 });
+      } else if (d.isFile()) {
+        const s = lstatSync(full);
+        if (s.isFile()) {
+          entries.push({
+            path: relPath,
+            type: 'file',
+            mode: (s.mode & 0o100) !== 0 ? 0o755 : 0o644,
+            abs: full,
+            size: s.size,
+          });
+        } else if (s.isSymbolicLink()) {
+          entries.push({ path: relPath, type: 'symlink', mode: 0o777, abs: full, size: 0 });
+        }
       }
     }
   };
