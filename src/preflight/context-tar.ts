@@ -267,13 +267,22 @@ export class ContextTar extends Readable {
         this.next();
         if (this.full) return;
       }
-      const n = readSync(open.fd, this.chunk, this.pos, Math.min(open.left, CHUNK - this.pos), null);
-      if (n === 0) throw changedSize(open.member.name);
+      const space = CHUNK - this.pos;
+      // One byte more than is left, when it fits: a file that grew is caught by the same read, and
+      // a short read at the expected size is the end of the file (no second read to learn it).
+      const want = open.left < space ? open.left + 1 : space;
+      const n = readSync(open.fd, this.chunk, this.pos, want, null);
+      if (n === 0 || n > open.left) throw changedSize(open.member.name);
       this.pos += n;
       open.left -= n;
+      if (open.left === 0 && n < want) return this.endFile(open, false);
     }
-    // The whole size is sent: one more byte would mean the file grew.
-    const extra = readSync(open.fd, this.probe, 0, 1, null);
+    this.endFile(open, true);
+  }
+
+  /** Closes a file whose bytes are all sent (`probe`: after checking that nothing follows) and pads it. */
+  private endFile(open: OpenFile, probe: boolean): void {
+    const extra = probe ? readSync(open.fd, this.probe, 0, 1, null) : 0;
     this.closeOpen();
     if (extra !== 0) throw changedSize(open.member.name);
     this.zeros(paddingLength(open.member.size));

@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import dockerignore, { type Ignore } from '@balena/dockerignore';
+import { sortedByBytes } from '../core/byte-order.js';
 import { SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
 import { ContextTar, type TarMember } from './context-tar.js';
@@ -53,22 +54,6 @@ export function parseDockerignore(text: string): string[] {
 
 // The package is CommonJS (`module.exports = factory`) typed as an ES default export.
 const ignore = dockerignore as unknown as typeof dockerignore.default;
-
-/** A UTF-16 surrogate: only strings with one compare differently by code units and by UTF-8 bytes. */
-const SURROGATE = /[\ud800-\udfff]/;
-
-/** `items` sorted by the UTF-8 bytes of `key` (each key encoded once, not once per comparison). */
-export function sortedByBytes<T>(items: readonly T[], key: (item: T) => string): T[] {
-  const keyed = items.map((item) => ({ item, key: key(item) }));
-  if (keyed.some((x) => SURROGATE.test(x.key))) {
-    return keyed
-      .map(({ item, key: k }) => ({ item, bytes: Buffer.from(k) }))
-      .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
-      .map((x) => x.item);
-  }
-  // Without surrogates, UTF-16 code-unit order is code-point order, which is UTF-8 byte order.
-  return keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).map((x) => x.item);
-}
 
 /** Work done between two turns of the event loop by the synchronous walk, digest and pack. */
 const SLICE_UNITS = 4096;
@@ -160,20 +145,29 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
 /** Files are hashed in reads of this size. */
 const READ_CHUNK = 1024 * 1024;
 
-/** sha256 hex of a context file, read synchronously in chunks into `buf` (memory stays flat). */
-function hashFileSync(abs: string, buf: Buffer): string {
-  const hash = createHash('sha256');
+/**
+ * sha256 hex of a context file, read synchronously into `buf` (memory stays flat). A file smaller
+ * than `buf` is read with one call asking for a byte more than its listed size: a short read at
+ * that size is the end of the file, hashed in one call; anything else is read on to the end.
+ */
+function hashFileSync(abs: string, size: number, buf: Buffer): string {
   const fd = openSync(abs, 'r');
   try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
+    let n = -1;
+    if (size < buf.length) {
+      n = readSync(fd, buf, 0, size + 1, null);
+      if (n === size) return hash('sha256', buf.subarray(0, n));
     }
+    const h = createHash('sha256');
+    if (n > 0) h.update(buf.subarray(0, n));
+    while (n !== 0) {
+      n = readSync(fd, buf, 0, buf.length, null);
+      if (n > 0) h.update(buf.subarray(0, n));
+    }
+    return h.digest('hex');
   } finally {
     closeSync(fd);
   }
-  return hash.digest('hex');
 }
 
 /** The tree digest (core/tree-digest.ts) of the files and symlinks a context sends. */
@@ -184,12 +178,14 @@ export async function contextDigest(context: BuildContext): Promise<string> {
   for (const e of context.entries) {
     if (e.type === 'directory') continue;
     // A file counts one unit per 64 KiB read, so big files yield as often as many small ones.
-    await pause(1 + Math.floor(e.size / 65_536));
+    const turn = pause(1 + Math.floor(e.size / 65_536));
+    if (turn) await turn;
     tree.push({
       path: e.path,
       type: e.type,
       mode: e.mode,
-      sha256: e.type === 'file' ? hashFileSync(e.abs, buf) : sha256Hex(Buffer.from(readlinkSync(e.abs))),
+      sha256:
+        e.type === 'file' ? hashFileSync(e.abs, e.size, buf) : sha256Hex(Buffer.from(readlinkSync(e.abs))),
     });
   }
   return treeDigest(tree);
