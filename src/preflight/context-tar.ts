@@ -275,7 +275,10 @@ export class ContextTar extends Readable {
       if (n === 0 || n > open.left) throw changedSize(open.member.name);
       this.pos += n;
       open.left -= n;
-      if (open.left === 0 && n < want) return this.endFile(open, false);
+      if (open.left === 0 && n < want) {
+        this.endFile(open, false);
+        return;
+      }
     }
     this.endFile(open, true);
   }
