@@ -43,23 +43,42 @@ function octal(value: number, width: number): string {
   return `${'0'.repeat(width - s.length)}${s} `;
 }
 
-/** Writes `octal(value, width)` at `at` without making a string per field. */
-function putOctal(target: Buffer, at: number, value: number, width: number): void {
-  const s = value.toString(8);
-  if (s.length > width) {
-    target.fill(0x37, at, at + width);
-  } else {
-    const pad = width - s.length;
-    target.fill(0x30, at, at + pad);
-    for (let i = 0; i < s.length; i++) target[at + pad + i] = s.charCodeAt(i);
-  }
+/** `8 ** width`: the smallest value `width` octal digits cannot hold. */
+const OCTAL_LIMIT = Array.from({ length: 12 }, (_, width) => 8 ** width);
+
+/** Writes `octal(value, width)` at `at` without making a string per field; returns the bytes' sum. */
+function putOctal(target: Buffer, at: number, value: number, width: number): number {
+  let sum = 0x20;
   target[at + width] = 0x20;
+  if (value >= (OCTAL_LIMIT[width] as number)) {
+    target.fill(0x37, at, at + width);
+    return sum + 0x37 * width;
+  }
+  let v = value;
+  for (let i = at + width - 1; i >= at; i--) {
+    const digit = 0x30 + (v & 7);
+    target[i] = digit;
+    sum += digit;
+    v = Math.floor(v / 8);
+  }
+  return sum;
 }
 
-function checksum(block: Buffer, at: number): number {
+/** Writes an ASCII string at `at` (no encoder call for a short field); returns the bytes' sum. */
+function putAscii(target: Buffer, at: number, s: string): number {
+  let sum = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    target[at + i] = c;
+    sum += c;
+  }
+  return sum;
+}
+
+function checksum(block: Buffer): number {
   let sum = 8 * 32;
-  for (let i = at; i < at + 148; i++) sum += block[i] as number;
-  for (let i = at + 156; i < at + 512; i++) sum += block[i] as number;
+  for (let i = 0; i < 148; i++) sum += block[i] as number;
+  for (let i = 156; i < 512; i++) sum += block[i] as number;
   return sum;
 }
 
@@ -72,16 +91,22 @@ interface RawHeader {
   linkname?: string | undefined;
 }
 
-/** The fields every header shares (owner 0:0, no names, the mtime, the ustar magic); the rest zero. */
-function ustarTemplate(mtimeSeconds: number): Buffer {
-  const buf = Buffer.alloc(512);
-  buf.write(octal(0, 6), 108);
-  buf.write(octal(0, 6), 116);
-  buf.write(octal(mtimeSeconds, 11), 136);
-  buf.write('ustar\u000000', 257, 'latin1');
-  buf.write(octal(0, 6), 329);
-  buf.write(octal(0, 6), 337);
-  return buf;
+/** A header block with the fields every header shares (owner 0:0, no names, the mtime, the ustar magic). */
+interface Template {
+  readonly block: Buffer;
+  /** The checksum of `block` as it is (the checksum field counted as spaces). */
+  readonly sum: number;
+}
+
+function ustarTemplate(mtimeSeconds: number): Template {
+  const block = Buffer.alloc(512);
+  block.write(octal(0, 6), 108);
+  block.write(octal(0, 6), 116);
+  block.write(octal(mtimeSeconds, 11), 136);
+  block.write('ustar\u000000', 257, 'latin1');
+  block.write(octal(0, 6), 329);
+  block.write(octal(0, 6), 337);
+  return { block, sum: checksum(block) };
 }
 
 /** Any UTF-16 code unit outside ASCII: such a name takes more UTF-8 bytes than characters. */
@@ -108,31 +133,39 @@ function ustarName(h: RawHeader): { prefix: string; name: string } | null {
 function writeUstar(
   target: Buffer,
   at: number,
-  template: Buffer,
+  template: Template,
   h: RawHeader,
   split: { prefix: string; name: string },
 ): void {
-  template.copy(target, at);
-  target.write(split.name, at);
-  putOctal(target, at + 100, h.mode & 0o7777, 6);
-  if (h.size.toString(8).length > 11) {
+  // The template's fields are in place and its sum known: only the fields written here are added.
+  target.set(template.block, at);
+  let sum = template.sum;
+  sum += putAscii(target, at, split.name);
+  sum += putOctal(target, at + 100, h.mode & 0o7777, 6);
+  if (h.size >= (OCTAL_LIMIT[11] as number)) {
     target[at + 124] = 0x80;
+    sum += 0x80;
     let n = h.size;
     for (let i = 11; i > 0; i--) {
       target[at + 124 + i] = n & 0xff;
+      sum += n & 0xff;
       n = Math.floor(n / 0x100);
     }
   } else {
-    putOctal(target, at + 124, h.size, 11);
+    sum += putOctal(target, at + 124, h.size, 11);
   }
   target[at + 156] = 0x30 + TYPEFLAG[h.type];
-  if (h.linkname) target.write(h.linkname, at + 157);
-  if (split.prefix) target.write(split.prefix, at + 345);
-  putOctal(target, at + 148, checksum(target, at), 6);
+  sum += 0x30 + TYPEFLAG[h.type];
+  if (h.linkname) {
+    const n = target.write(h.linkname, at + 157);
+    for (let i = at + 157; i < at + 157 + n; i++) sum += target[i] as number;
+  }
+  if (split.prefix) sum += putAscii(target, at + 345, split.prefix);
+  putOctal(target, at + 148, sum, 6);
 }
 
 /** A ustar header block, or null when the name or link needs a PAX record. */
-function ustar(h: RawHeader, template: Buffer): Buffer | null {
+function ustar(h: RawHeader, template: Template): Buffer | null {
   const split = ustarName(h);
   if (!split) return null;
   const buf = Buffer.alloc(512);
@@ -154,7 +187,7 @@ function paddingLength(size: number): number {
 }
 
 /** The header block(s) of a member: ustar, or a PAX header, its record and a ustar header. */
-export function tarHeader(h: RawHeader, template = ustarTemplate(h.mtimeSeconds)): Buffer[] {
+export function tarHeader(h: RawHeader, template: Template = ustarTemplate(h.mtimeSeconds)): Buffer[] {
   const plain = ustar(h, template);
   if (plain) return [plain];
   const pax = Buffer.from(
@@ -202,7 +235,7 @@ export class ContextTar extends Readable {
   private pos = 0;
   /** Set when `push` asked for no more: `_read` returns to the event loop. */
   private full = false;
-  private readonly template: Buffer;
+  private readonly template: Template;
   private readonly probe = Buffer.allocUnsafe(1);
 
   constructor(
@@ -242,16 +275,17 @@ export class ContextTar extends Readable {
       this.push(null);
       return;
     }
-    const base = { name: m.name, type: m.type, mode: m.mode, mtimeSeconds: this.defaults.mtimeSeconds };
-    if (m.type === 'directory') {
-      this.header({ ...base, size: 0 });
+    const { name, type, mode } = m;
+    const mtimeSeconds = this.defaults.mtimeSeconds;
+    if (type === 'directory') {
+      this.header({ name, type, mode, size: 0, mtimeSeconds });
       return;
     }
-    if (m.type === 'symlink') {
-      this.header({ ...base, size: 0, linkname: readlinkSync(m.abs as string) });
+    if (type === 'symlink') {
+      this.header({ name, type, mode, size: 0, mtimeSeconds, linkname: readlinkSync(m.abs as string) });
       return;
     }
-    this.header({ ...base, size: m.size });
+    this.header({ name, type, mode, size: m.size, mtimeSeconds });
     if (m.content) {
       this.copyIn(m.content);
       this.zeros(paddingLength(m.size));
