@@ -33,7 +33,7 @@ export interface TarDefaults {
 
 const HIGH_WATER_MARK = 1024 * 1024;
 /** The stream's chunks: headers and file contents are written into one of these until it is full. */
-const CHUNK = 1024 * 1024;
+export const CHUNK = 1024 * 1024;
 const ZEROS = Buffer.alloc(1024);
 const TYPEFLAG = { file: 0, symlink: 2, directory: 5, 'pax-header': 72 } as const;
 
