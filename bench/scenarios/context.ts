@@ -23,7 +23,7 @@ export function contextGroup(config: BenchConfig): Group {
     key: 'context-slipway-pack',
     side: 'slipway',
     label: 'Slipway packContext',
-    does: 'bench/probes/context.mjs on dist/preflight/ (the stage alone, not the whole library\'s clients): readBuildContext (walk + .dockerignore) and packContext (deterministic tar: sorted, fixed mtimes and owners) streamed to stdout | cat > /dev/null',
+    does: "bench/probes/context.mjs on dist/preflight/ (the stage alone, not the whole library's clients): readBuildContext (walk + .dockerignore) and packContext (deterministic tar: sorted, fixed mtimes and owners) streamed to stdout | cat > /dev/null",
     async run(_rep, runner) {
       await runner.pipe({ cmd: process.execPath, args: [probe, 'pack', dir()] }, cat);
     },
