@@ -120,6 +120,7 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
         if (!excluded) entries.push({ path: relPath, type: 'directory', mode: 0o755, abs: full, size: 0 });
         await walk(relPath);
       } else if (excluded) {
+        // Excluded files and links are neither listed nor looked at.
       } else if (d.isSymbolicLink()) {
         entries.push({ path: relPath, type: 'symlink', mode: 0o777, abs: full, size: 0 });
       } else if (d.isFile()) {
