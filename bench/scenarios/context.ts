@@ -23,7 +23,7 @@ export function contextGroup(config: BenchConfig): Group {
     key: 'context-slipway-pack',
     side: 'slipway',
     label: 'Slipway packContext',
-    does: 'bench/probes/context.mjs on dist/: readBuildContext (walk + .dockerignore) and packContext (deterministic tar: sorted, fixed mtimes and owners) streamed to stdout | cat > /dev/null',
+    does: "bench/probes/context.mjs on dist/preflight/ (the stage alone, not the whole library's clients): readBuildContext (walk + .dockerignore) and packContext (deterministic tar: sorted, fixed mtimes and owners) streamed to stdout | cat > /dev/null",
     async run(_rep, runner) {
       await runner.pipe({ cmd: process.execPath, args: [probe, 'pack', dir()] }, cat);
     },
@@ -32,7 +32,7 @@ export function contextGroup(config: BenchConfig): Group {
     key: 'context-slipway-digest',
     side: 'slipway',
     label: 'Slipway contextDigest',
-    does: 'bench/probes/context.mjs on dist/: readBuildContext and contextDigest (sha256 of every file, the tree digest the plan records)',
+    does: 'bench/probes/context.mjs on dist/preflight/ (the stage alone): readBuildContext and contextDigest (sha256 of every file, the tree digest the plan records)',
     async run(_rep, runner) {
       await runner.run(process.execPath, [probe, 'digest', dir()]);
     },

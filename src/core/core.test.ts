@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { sortedByBytes } from './byte-order.js';
 import { exitCodeFor, isUnreachable, SlipwayError } from './errors.js';
 import { ImageRef } from './image-ref.js';
 import { Redactor, redactText } from './redact.js';
@@ -79,6 +81,32 @@ describe('treeDigest', () => {
     expect(treeDigest([a, { ...b, path: 'prompts/other.md' }])).not.toBe(base);
     expect(treeDigest([a, { ...b, mode: 0o755 }])).not.toBe(base);
     expect(treeDigest([a])).not.toBe(base);
+  });
+  it("hashes the definition's lines in UTF-8 byte order, however many entries", () => {
+    const names = ['b', 'a-b', 'a/b', '\uff01', '\u{1f600}', 'é', 'Z'];
+    const entries = Array.from({ length: 3000 }, (_, i) => ({
+      path: `${names[i % names.length]}/${i}`,
+      type: i % 5 === 0 ? ('symlink' as const) : ('file' as const),
+      mode: i % 2 ? 0o755 : 0o644,
+      sha256: String(i).repeat(3),
+    }));
+    const definition = createHash('sha256');
+    const byBytes = [...entries].sort((x, y) => Buffer.compare(Buffer.from(x.path), Buffer.from(y.path)));
+    for (const e of byBytes) {
+      const mode = e.type === 'symlink' ? '120000' : e.mode & 0o100 ? '100755' : '100644';
+      definition.update(`${e.path}\0${mode}\0${e.sha256}\n`);
+    }
+    expect(treeDigest(entries.reverse())).toBe(`sha256:${definition.digest('hex')}`);
+  });
+});
+
+describe('sortedByBytes', () => {
+  it('orders by UTF-8 bytes, also where UTF-16 code units order differently', () => {
+    // U+FF01 is one code unit above the surrogates U+1F600 is written with, but below it in UTF-8.
+    const items = ['\u{1f600}', '\uff01', 'a/b', 'a-b', 'a', 'é', 'Z'];
+    const expected = ['Z', 'a', 'a-b', 'a/b', 'é', '\uff01', '\u{1f600}'];
+    expect(sortedByBytes(items, (s) => s)).toEqual(expected);
+    expect(sortedByBytes(['a/b', 'é', 'a-b', 'a'], (s) => s)).toEqual(['a', 'a-b', 'a/b', 'é']);
   });
 });
 

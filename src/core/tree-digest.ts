@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { sortedByBytes } from './byte-order.js';
 
 /**
  * The content digest of a file tree, shared by staging (computed from the staged directory) and
@@ -33,13 +34,20 @@ export function sha256Hex(data: Buffer | string): string {
 
 /** `sha256:<hex>` digest of a tree (see the definition above). */
 export function treeDigest(entries: Iterable<TreeEntry>): string {
-  const sorted = [...entries].sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)));
+  const sorted = sortedByBytes(entries, (e) => e.path);
   const h = createHash('sha256');
   let prev: string | undefined;
+  // Lines are hashed in batches: one update per line costs more than the hashing itself.
+  let batch = '';
   for (const e of sorted) {
     if (e.path === prev) throw new Error(`tree digest: duplicate path ${e.path}`);
     prev = e.path;
-    h.update(`${e.path}\0${normalisedMode(e)}\0${e.sha256}\n`);
+    batch += `${e.path}\0${normalisedMode(e)}\0${e.sha256}\n`;
+    if (batch.length >= 65_536) {
+      h.update(batch);
+      batch = '';
+    }
   }
+  h.update(batch);
   return `sha256:${h.digest('hex')}`;
 }

@@ -12,6 +12,7 @@ import path from 'node:path';
 import { extract, pack } from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { writeTree } from '../../test/build/layout.js';
+import { sha256Hex, treeDigest } from '../core/tree-digest.js';
 import {
   type BuildContext,
   contextDigest,
@@ -20,6 +21,7 @@ import {
   parseDockerignore,
   readBuildContext,
 } from './context.js';
+import { CHUNK } from './context-tar.js';
 
 async function tarOf(stream: NodeJS.ReadableStream): Promise<{ bytes: Buffer; entries: string[] }> {
   const chunks: Buffer[] = [];
@@ -92,6 +94,30 @@ describe('build context', () => {
     const three = await readBuildContext(writeTree({ ...files, 'a/b.txt': 'B' }));
     expect(await contextDigest(three)).not.toBe(await contextDigest(one));
   });
+
+  it('digests what is on disk now: files around the read size, links, files changed after listing', async () => {
+    const mib = 1024 * 1024;
+    const dir = writeTree({ empty: '', one: 'x', 'run.sh*': '#!/bin/sh', grows: 'abc', shrinks: 'abcdef' });
+    for (const size of [mib - 1, mib, mib + 1, 3 * mib + 5]) {
+      writeFileSync(path.join(dir, `f${size}`), Buffer.alloc(size, size % 251));
+    }
+    symlinkSync('one', path.join(dir, 'link'));
+    const ctx = await readBuildContext(dir);
+    writeFileSync(path.join(dir, 'grows'), 'abcd');
+    writeFileSync(path.join(dir, 'shrinks'), 'ab');
+    writeFileSync(path.join(dir, `f${mib}`), Buffer.alloc(mib + 2, 1));
+    const naive = treeDigest(
+      ctx.entries
+        .filter((e) => e.type !== 'directory')
+        .map((e) => ({
+          path: e.path,
+          type: e.type as 'file' | 'symlink',
+          mode: e.mode,
+          sha256: sha256Hex(e.type === 'file' ? readFileSync(e.abs) : Buffer.from(readlinkSync(e.abs))),
+        })),
+    );
+    expect(await contextDigest(ctx)).toBe(naive);
+  });
 });
 
 /** The tar the previous tar-stream implementation wrote for a context: the reference bytes. */
@@ -161,6 +187,15 @@ describe('context tar', () => {
       await expect(tarOf(packContext(ctx))).rejects.toThrow(/large changed size while it was packed/);
       writeFileSync(path.join(dir, 'large'), Buffer.alloc(2 * 1024 * 1024));
       await expect(tarOf(packContext(ctx))).rejects.toThrow(/large changed size while it was packed/);
+      // A file whose header and content fill the first chunk exactly: no room for the extra byte,
+      // so the end of the file is checked with a read of its own.
+      rmSync(path.join(dir, 'large'));
+      rmSync(path.join(dir, 'small'));
+      writeFileSync(path.join(dir, 'exact'), Buffer.alloc(CHUNK - 512, 3));
+      const exact = await readBuildContext(dir);
+      expect((await tarOf(packContext(exact))).bytes.equals(await tarStreamReference(exact, []))).toBe(true);
+      writeFileSync(path.join(dir, 'exact'), Buffer.alloc(CHUNK - 511, 3));
+      await expect(tarOf(packContext(exact))).rejects.toThrow(/exact changed size while it was packed/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

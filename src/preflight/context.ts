@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { closeSync, lstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { lstat, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import dockerignore, { type Ignore } from '@balena/dockerignore';
+import { sortedByBytes } from '../core/byte-order.js';
 import { SlipwayError } from '../core/errors.js';
 import { sha256Hex, type TreeEntry, treeDigest } from '../core/tree-digest.js';
 import { ContextTar, type TarMember } from './context-tar.js';
@@ -54,14 +55,6 @@ export function parseDockerignore(text: string): string[] {
 // The package is CommonJS (`module.exports = factory`) typed as an ES default export.
 const ignore = dockerignore as unknown as typeof dockerignore.default;
 
-/** `items` sorted by the UTF-8 bytes of `key` (each key encoded once, not once per comparison). */
-function sortedByBytes<T>(items: readonly T[], key: (item: T) => string): T[] {
-  return items
-    .map((item) => ({ item, bytes: Buffer.from(key(item)) }))
-    .sort((a, b) => Buffer.compare(a.bytes, b.bytes))
-    .map((x) => x.item);
-}
-
 /** Work done between two turns of the event loop by the synchronous walk, digest and pack. */
 const SLICE_UNITS = 4096;
 
@@ -104,29 +97,45 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
   const entries: ContextEntry[] = [];
 
   const pause = pauser();
+  // `abs` is resolved (no trailing slash but at the root): joining by hand gives path.join's result.
+  const base = abs.endsWith('/') ? abs : `${abs}/`;
+  const anyRules = patterns.length > 0;
   // Synchronous directory calls, with a turn of the event loop every few thousand entries: on a
   // loaded machine a thread-pool round trip per lstat costs several times the call itself.
   const walk = async (rel: string): Promise<void> => {
-    const names = sortedByBytes(readdirSync(rel === '' ? abs : path.join(abs, rel)), (n) => n);
-    for (const name of names) {
-      await pause(1);
-      const relPath = rel === '' ? name : `${rel}/${name}`;
-      const full = path.join(abs, relPath);
-      const s = lstatSync(full);
-      const excluded = ig.ignores(relPath);
-      if (s.isDirectory()) {
+    // The directory listing gives each entry's type: only regular files need an lstat (size, mode).
+    const dirents = sortedByBytes(
+      readdirSync(rel === '' ? abs : base + rel, { withFileTypes: true }),
+      (d) => d.name,
+    );
+    for (const d of dirents) {
+      const turn = pause(1);
+      if (turn) await turn;
+      const relPath = rel === '' ? d.name : `${rel}/${d.name}`;
+      const full = base + relPath;
+      const excluded = anyRules && ig.ignores(relPath);
+      if (d.isDirectory()) {
         // Mirrors docker/cli's walk: skip an excluded directory unless an exception lies below it.
         if (excluded && !exceptions.some((e) => `${e}/`.startsWith(`${relPath}/`))) continue;
         if (!excluded) entries.push({ path: relPath, type: 'directory', mode: 0o755, abs: full, size: 0 });
         await walk(relPath);
-      } else if (!excluded && (s.isFile() || s.isSymbolicLink())) {
-        entries.push({
-          path: relPath,
-          type: s.isFile() ? 'file' : 'symlink',
-          mode: s.isFile() && (s.mode & 0o100) !== 0 ? 0o755 : s.isFile() ? 0o644 : 0o777,
-          abs: full,
-          size: s.isFile() ? s.size : 0,
-        });
+      } else if (excluded) {
+        // Excluded files and links are neither listed nor looked at.
+      } else if (d.isSymbolicLink()) {
+        entries.push({ path: relPath, type: 'symlink', mode: 0o777, abs: full, size: 0 });
+      } else if (d.isFile()) {
+        const s = lstatSync(full);
+        if (s.isFile()) {
+          entries.push({
+            path: relPath,
+            type: 'file',
+            mode: (s.mode & 0o100) !== 0 ? 0o755 : 0o644,
+            abs: full,
+            size: s.size,
+          });
+        } else if (s.isSymbolicLink()) {
+          entries.push({ path: relPath, type: 'symlink', mode: 0o777, abs: full, size: 0 });
+        }
       }
     }
   };
@@ -137,20 +146,29 @@ export async function readBuildContext(dir: string): Promise<BuildContext> {
 /** Files are hashed in reads of this size. */
 const READ_CHUNK = 1024 * 1024;
 
-/** sha256 hex of a context file, read synchronously in chunks into `buf` (memory stays flat). */
-function hashFileSync(abs: string, buf: Buffer): string {
-  const hash = createHash('sha256');
+/**
+ * sha256 hex of a context file, read synchronously into `buf` (memory stays flat). A file smaller
+ * than `buf` is read with one call asking for a byte more than its listed size: a short read at
+ * that size is the end of the file, hashed in one call; anything else is read on to the end.
+ */
+function hashFileSync(abs: string, size: number, buf: Buffer): string {
   const fd = openSync(abs, 'r');
   try {
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      hash.update(buf.subarray(0, n));
+    let n = -1;
+    if (size < buf.length) {
+      n = readSync(fd, buf, 0, size + 1, null);
+      if (n === size) return hash('sha256', buf.subarray(0, n));
     }
+    const h = createHash('sha256');
+    if (n > 0) h.update(buf.subarray(0, n));
+    while (n !== 0) {
+      n = readSync(fd, buf, 0, buf.length, null);
+      if (n > 0) h.update(buf.subarray(0, n));
+    }
+    return h.digest('hex');
   } finally {
     closeSync(fd);
   }
-  return hash.digest('hex');
 }
 
 /** The tree digest (core/tree-digest.ts) of the files and symlinks a context sends. */
@@ -161,12 +179,14 @@ export async function contextDigest(context: BuildContext): Promise<string> {
   for (const e of context.entries) {
     if (e.type === 'directory') continue;
     // A file counts one unit per 64 KiB read, so big files yield as often as many small ones.
-    await pause(1 + Math.floor(e.size / 65_536));
+    const turn = pause(1 + Math.floor(e.size / 65_536));
+    if (turn) await turn;
     tree.push({
       path: e.path,
       type: e.type,
       mode: e.mode,
-      sha256: e.type === 'file' ? hashFileSync(e.abs, buf) : sha256Hex(Buffer.from(readlinkSync(e.abs))),
+      sha256:
+        e.type === 'file' ? hashFileSync(e.abs, e.size, buf) : sha256Hex(Buffer.from(readlinkSync(e.abs))),
     });
   }
   return treeDigest(tree);
