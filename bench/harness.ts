@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { access, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 
 /** A program and its arguments. */
 export interface Command {
@@ -84,9 +85,10 @@ export const plainRunner: Runner = {
   async pipe(left, right, options = {}) {
     const spawnOpts = { cwd: options.cwd, env: options.env ?? process.env };
     const a = spawn(left.cmd, left.args, { ...spawnOpts, stdio: ['ignore', 'pipe', 'pipe'] });
-    const b = spawn(right.cmd, right.args, { ...spawnOpts, stdio: ['pipe', 'ignore', 'pipe'] });
-    if (!a.stdout || !b.stdin) throw new Error('pipe: missing stdio');
-    a.stdout.pipe(b.stdin);
+    if (!a.stdout) throw new Error('pipe: missing stdio');
+    // The right side reads the left's pipe itself, as in a shell: no bytes pass through this process.
+    const b = spawn(right.cmd, right.args, { ...spawnOpts, stdio: [a.stdout, 'ignore', 'pipe'] });
+    a.stdout.destroy();
     const aErr = collect(a.stderr);
     const bErr = collect(b.stderr);
     const [ca, cb] = await Promise.all([exitOf(a), exitOf(b)]);
@@ -212,7 +214,7 @@ export async function measuringRunner(timeBin: string | null): Promise<Measuring
   const spawnMeasured = (
     c: Command,
     options: ExecOptions,
-    stdin: 'ignore' | 'pipe',
+    stdin: 'ignore' | Readable,
     stdout: 'pipe' | 'ignore',
   ) => {
     const w = wrap(c);
@@ -243,9 +245,10 @@ export async function measuringRunner(timeBin: string | null): Promise<Measuring
     },
     async pipe(left, right, options = {}) {
       const a = spawnMeasured(left, options, 'ignore', 'pipe');
-      const b = spawnMeasured(right, options, 'pipe', 'ignore');
-      if (!a.child.stdout || !b.child.stdin) throw new Error('pipe: missing stdio');
-      a.child.stdout.pipe(b.child.stdin);
+      if (!a.child.stdout) throw new Error('pipe: missing stdio');
+      // The right side reads the left's pipe itself, as in a shell: no bytes pass through this process.
+      const b = spawnMeasured(right, options, a.child.stdout, 'ignore');
+      a.child.stdout.destroy();
       const aErr = collect(a.child.stderr);
       const bErr = collect(b.child.stderr);
       const [ca, cb] = await Promise.all([a.done, b.done]);
