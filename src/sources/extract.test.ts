@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -29,8 +29,11 @@ async function makeTar(entries: Entry[]): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function refusal(entries: Entry[], opts: { strip?: number } = {}): Promise<Record<string, unknown>> {
-  const dest = path.join(dir, 'out');
+async function refusal(
+  entries: Entry[],
+  opts: { strip?: number; checkOnly?: boolean } = {},
+): Promise<Record<string, unknown>> {
+  const dest = path.join(dir, opts.checkOnly ? 'checked' : 'out');
   try {
     await extractTar(Readable.from([await makeTar(entries)]), dest, { subject: 'agent', ...opts });
   } catch (err) {
@@ -154,11 +157,16 @@ describe('extractTar', () => {
       ],
       `template "agent": ${hint} "up/escaped" would be written through a symlink that leads outside the template`,
     ],
-  ])('refuses %s with STAGING_REFUSED naming the entry', async (_what, entries, message) => {
+  ])('refuses %s with STAGING_REFUSED naming the entry', async (what, entries, message) => {
     const result = await refusal(entries);
     expect(result).toEqual({ code: 'STAGING_REFUSED', message, resource: expect.any(String) });
     expect(existsSync(path.join(dir, 'x'))).toBe(false);
     expect(existsSync(path.join(dir, 'escaped'))).toBe(false);
+    // Checking only (a system tar writes): the same refusal, and nothing written here. Only a
+    // write through a symlink is the writer's own to refuse (system-tar.test.ts).
+    if (what.startsWith('a write through')) return;
+    expect(await refusal(entries, { checkOnly: true })).toEqual(result);
+    expect(readdirSync(path.join(dir, 'checked'))).toEqual([]);
   });
 
   it('refuses an archive with more than one top-level directory when stripping', async () => {

@@ -39,6 +39,11 @@ export interface ExtractOptions {
   readonly subdir?: string;
   readonly signal?: AbortSignal;
   readonly observer?: ExtractObserver;
+  /**
+   * Another process (a system `tar -x`) writes this same stream into `dest`: every entry is still
+   * checked, refused and reported to `observer` here, but nothing is written.
+   */
+  readonly checkOnly?: boolean;
 }
 
 /** What {@link extractTar} wrote. */
@@ -47,6 +52,11 @@ export interface ExtractResult {
   readonly entries: number;
   /** With `subdir`: whether the archive held that directory itself (always true without one). */
   readonly subdirFound: boolean;
+}
+
+/** The mode a file is written with: git's two, from the entry's owner-executable bit. */
+function fileMode(h: tar.Header): number {
+  return ((h.mode ?? 0o644) & 0o100) !== 0 ? 0o755 : 0o644;
 }
 
 function refused(subject: string, entry: string, why: string): SlipwayError {
@@ -89,6 +99,8 @@ export async function extractTar(
   let top: string | undefined;
   let entries = 0;
   let subdirFound = subdir === '';
+  /** Files and symlinks seen (checkOnly): a second entry of the same name is refused, as O_EXCL does when writing. */
+  const written = new Set<string>();
   const checkedDirs = new Set<string>();
   // The callback API, not the async iterator: tar-stream's iterator can report the end before
   // the last entry when the whole archive arrives in one chunk. Each entry is fully handled
@@ -149,6 +161,10 @@ export async function extractTar(
       return;
     }
     const target = path.join(root, ...rel.split('/'));
+    if (options.checkOnly) {
+      await check(h, rel, entry);
+      return;
+    }
     switch (h.type) {
       case 'directory':
         await drain(entry);
@@ -158,7 +174,7 @@ export async function extractTar(
       case 'file':
       case 'contiguous-file': {
         directoryFor(target, rel);
-        const mode = ((h.mode ?? 0o644) & 0o100) !== 0 ? 0o755 : 0o644;
+        const mode = fileMode(h);
         try {
           // Small files in one write (most of a template); large ones streamed, so memory stays flat.
           if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT) {
@@ -203,6 +219,59 @@ export async function extractTar(
         }
         entries++;
         break;
+      }
+      case 'link':
+        throw refused(subject, h.name, `is a hard link (to ${h.linkname ?? '?'})`);
+      case 'character-device':
+      case 'block-device':
+        throw refused(subject, h.name, 'is a device file');
+      case 'fifo':
+        throw refused(subject, h.name, 'is a fifo');
+      default:
+        throw refused(subject, h.name, `has an unsupported type (${h.type ?? 'unknown'})`);
+    }
+  }
+
+  // The checks and reports of `handle` without a write (`checkOnly`): the same refusals, the same observer calls.
+  async function check(h: tar.Header, rel: string, entry: Readable): Promise<void> {
+    if (h.type !== 'directory') {
+      if (written.has(rel)) throw refused(subject, h.name, 'appears twice in the archive');
+      written.add(rel);
+    }
+    switch (h.type) {
+      case 'directory':
+        await drain(entry);
+        return;
+      case 'file':
+      case 'contiguous-file': {
+        const mode = fileMode(h);
+        if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT) {
+          const content = await collect(entry);
+          options.observer?.file(rel, mode, content.length, sha256Hex(content), content);
+        } else {
+          const hash = createHash('sha256');
+          let size = 0;
+          await new Promise<void>((resolve, reject) => {
+            entry
+              .on('data', (chunk: Buffer) => {
+                hash.update(chunk);
+                size += chunk.length;
+              })
+              .once('end', resolve)
+              .once('error', reject);
+          });
+          options.observer?.file(rel, mode, size, hash.digest('hex'), undefined);
+        }
+        entries++;
+        return;
+      }
+      case 'symlink': {
+        await drain(entry);
+        const why = unsafeLinkTarget(rel, h.linkname ?? '');
+        if (why !== undefined) throw refused(subject, h.name, `is a symlink that ${why}`);
+        options.observer?.symlink(rel, h.linkname ?? '');
+        entries++;
+        return;
       }
       case 'link':
         throw refused(subject, h.name, `is a hard link (to ${h.linkname ?? '?'})`);

@@ -8,6 +8,7 @@ import { isSlipwayError, SlipwayError } from '../core/errors.js';
 import { DEFAULT_TIMEOUTS, formatDuration, type Timeouts } from '../core/timeouts.js';
 import { type ExtractObserver, extractTar, normaliseSubdir } from './extract.js';
 import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
+import { TarWriter } from './system-tar.js';
 
 /** A git template source as written in the manifest. */
 export interface GitSourceSpec {
@@ -459,23 +460,40 @@ export class GitTemplateSource implements TreeSource {
     });
     exited.catch(() => {});
     const header = new ArchiveCommitTap();
+    // The system's tar writes the files (beside this thread) while the checks below read the
+    // same bytes; without one, the extractor writes them itself.
+    await mkdir(dest, { recursive: true });
+    const writer = TarWriter.open(
+      dest,
+      this.subdir ? this.subdir.split('/').length : 0,
+      this.ctx.env,
+      this.ctx.signal,
+    );
+    const archive = child.stdout.pipe(header);
     let result: { subdirFound: boolean };
     try {
-      result = await extractTar(child.stdout.pipe(header), dest, {
+      result = await extractTar(writer ? archive.pipe(writer) : archive, dest, {
         subject: this.ctx.subject,
         ...(this.subdir ? { subdir: this.subdir } : {}),
         ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
         ...(observer ? { observer } : {}),
+        ...(writer ? { checkOnly: true } : {}),
       });
     } catch (err) {
       child.kill();
+      writer?.stop();
       const code = await exited.catch(() => 1);
+      await writer?.result();
       // An archive cut short because git failed is git's failure; a refused entry is the tree's.
       if (code !== 0 && isSlipwayError(err, 'SOURCE_FETCH_FAILED')) return { ok: false, stderr };
       throw err;
     }
     const code = await exited;
-    return { ok: code === 0 && header.commit() === sha && result.subdirFound, stderr };
+    const written = (await writer?.result()) ?? { code: 0, stderr: '' };
+    return {
+      ok: code === 0 && written.code === 0 && header.commit() === sha && result.subdirFound,
+      stderr: `${stderr}${written.stderr}`,
+    };
   }
 }
 

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -96,7 +97,11 @@ export class TemplateCache {
   async commitTree(tree: string, key: CacheKey, sourceDigest: string): Promise<void> {
     const scratch = await this.scratch();
     try {
-      linkTree(tree, path.join(scratch, 'tree'));
+      const target = path.join(scratch, 'tree');
+      if (!(await hardLinkCopy(tree, target))) {
+        await rm(target, { recursive: true, force: true });
+        linkTree(tree, target);
+      }
       await this.commit(scratch, key, sourceDigest);
     } finally {
       await rm(scratch, { recursive: true, force: true });
@@ -106,6 +111,28 @@ export class TemplateCache {
   async remove(key: CacheKey): Promise<void> {
     await rm(path.join(this.root, TemplateCache.keyHash(key)), { recursive: true, force: true });
   }
+}
+
+let cpLinks = true;
+
+/**
+ * `cp -al src dest` (GNU coreutils): the same hard-linked copy as {@link linkTree}, made by another
+ * process, so the thousands of link calls of a large template run beside this thread. False
+ * where that cp is missing or fails (then it is not tried again in this process).
+ */
+function hardLinkCopy(src: string, dest: string): Promise<boolean> {
+  if (!cpLinks) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const child = spawn('cp', ['-al', '--', src, dest], { stdio: 'ignore' });
+    child.once('error', () => {
+      cpLinks = false;
+      resolve(false);
+    });
+    child.once('close', (code) => {
+      if (code !== 0) cpLinks = false;
+      resolve(code === 0);
+    });
+  });
 }
 
 /** Recreates the directories of `src` under `dest` and hard-links (or copies) its files and symlinks. */
