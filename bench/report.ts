@@ -171,7 +171,7 @@ export function buildReport(s: Summary): Report {
     '',
     targetsTable(t),
     '',
-    'Reproduce: `npm run services up && npm run bench` (about 20 minutes; `BENCH_REPS=3 npm run bench` for a quicker run). It rewrites this block, `bench/RESULTS.md` and `bench/results.json`.',
+    `Reproduce: \`npm run services up && npm run bench\` (about 20 minutes; \`BENCH_REPS=3 npm run bench\` for a quicker run). It rewrites this block, \`bench/RESULTS.md\` and \`bench/results.json\`. Slipway runs under the Node.js that runs the bench (this run: ${s.versions.node}); put the one you deploy on PATH first.`,
   ].join('\n');
   return { markdown, targets: t, readme: (current) => replaceReadmeBlock(current, block) };
 }
