@@ -441,14 +441,55 @@ export class GitTemplateSource implements TreeSource {
     dest: string,
     observer: ExtractObserver | undefined,
   ): Promise<{ ok: boolean; stderr: string }> {
-    // Small pack windows: git maps 1 GiB windows by default, so reading a 250 MB pack would
-    // otherwise count 250 MB of mapped pack in git's memory; blobs are still read whole.
-    const args = [...SMALL_PACK_WINDOWS, '--literal-pathspecs', ...where, 'archive', '--format=tar', sha];
+    // One listener on the run's signal per archive, not one per process and stream below: a run
+    // stages several templates at once on the same signal.
+    const stop = new AbortController();
+    const forward = () => stop.abort();
+    this.ctx.signal?.addEventListener('abort', forward, { once: true });
+    if (this.ctx.signal?.aborted) stop.abort();
+    try {
+      return await this.archiveOnce(where, sha, dest, observer, stop.signal);
+    } finally {
+      this.ctx.signal?.removeEventListener('abort', forward);
+    }
+  }
+
+  private async archiveOnce(
+    where: readonly string[],
+    sha: string,
+    dest: string,
+    observer: ExtractObserver | undefined,
+    signal: AbortSignal,
+  ): Promise<{ ok: boolean; stderr: string }> {
+    // Git's memory stays flat whatever the template's size: small pack windows (by default git
+    // maps 1 GiB windows, so reading a 250 MB pack counts 250 MB mapped), and blobs over 1 MiB
+    // streamed into the archive instead of read whole first.
+    const args = [
+      ...SMALL_PACK_WINDOWS,
+      '-c',
+      'core.bigFileThreshold=1m',
+      '--literal-pathspecs',
+      ...where,
+      'archive',
+      '--format=tar',
+      sha,
+    ];
     if (this.subdir) args.push(this.subdir);
+    // The system's tar writes the files (beside this thread) while the checks below read the
+    // same bytes; without one, the extractor writes them itself. Both are ready before git
+    // starts: its output must be piped before the next await, or Node discards what an exited
+    // child wrote and nobody read (child_process flushStdio).
+    await mkdir(dest, { recursive: true });
+    const writer = TarWriter.open(
+      dest,
+      this.subdir ? this.subdir.split('/').length : 0,
+      this.ctx.env,
+      signal,
+    );
     const child = spawn('git', args, {
       env: this.env,
       stdio: ['ignore', 'pipe', 'pipe'],
-      ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+      signal,
     });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => {
@@ -460,22 +501,13 @@ export class GitTemplateSource implements TreeSource {
     });
     exited.catch(() => {});
     const header = new ArchiveCommitTap();
-    // The system's tar writes the files (beside this thread) while the checks below read the
-    // same bytes; without one, the extractor writes them itself.
-    await mkdir(dest, { recursive: true });
-    const writer = TarWriter.open(
-      dest,
-      this.subdir ? this.subdir.split('/').length : 0,
-      this.ctx.env,
-      this.ctx.signal,
-    );
     const archive = child.stdout.pipe(header);
     let result: { subdirFound: boolean };
     try {
       result = await extractTar(writer ? archive.pipe(writer) : archive, dest, {
         subject: this.ctx.subject,
         ...(this.subdir ? { subdir: this.subdir } : {}),
-        ...(this.ctx.signal ? { signal: this.ctx.signal } : {}),
+        signal,
         ...(observer ? { observer } : {}),
         ...(writer ? { checkOnly: true } : {}),
       });
@@ -498,7 +530,7 @@ export class GitTemplateSource implements TreeSource {
 }
 
 /** Git options that keep its memory flat when it reads a large pack (see the upload-pack note above). */
-const SMALL_PACK_WINDOWS = ['-c', 'core.packedGitWindowSize=16m', '-c', 'core.packedGitLimit=64m'];
+const SMALL_PACK_WINDOWS = ['-c', 'core.packedGitWindowSize=4m', '-c', 'core.packedGitLimit=16m'];
 
 /** Configuration keys in a repository's own config that change the bytes `git archive` writes. */
 const REPO_CONFIG_AFFECTING_ARCHIVE =
