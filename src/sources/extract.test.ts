@@ -3,31 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type TarEntry as Entry, makeTar } from '../../test/support/tar.js';
 import { isSlipwayError } from '../core/errors.js';
+import { sha256Hex } from '../core/tree-digest.js';
 import { extractTar } from './extract.js';
 import { materialiseInPlace, type SelectionOptions, TreeRecorder } from './tree.js';
-
-type Entry = Partial<tar.Header> & { name: string; body?: string };
-
-/** Builds a tar archive in memory, exactly as given (no sanitising: that is what is tested). */
-async function makeTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => {
-    chunks.push(c as Buffer);
-  });
-  const done = new Promise<void>((r) => pack.on('end', () => r()));
-  for (const { body, ...header } of entries) {
-    await new Promise<void>((resolve, reject) =>
-      pack.entry(header as tar.Header, body ?? '', (err) => (err ? reject(err) : resolve())),
-    );
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 async function refusal(
   entries: Entry[],
@@ -236,6 +217,31 @@ describe('a TreeRecorder fed by extractTar (single pass)', () => {
       sensitiveStaged: ['a/.env', 'a/x.md:1', 'a/x.md:3'],
       allowedSensitive: [{ at: 'bin/.npmrc' }],
     });
+  });
+
+  it('reports the same files and hashes without writing them when another process writes (checkOnly)', async () => {
+    const seen = async (checkOnly: boolean) => {
+      const calls: string[] = [];
+      const observer = {
+        file: (rel: string, mode: number, size: number, sha256: string) =>
+          calls.push(`${rel} ${mode.toString(8)} ${size} ${sha256}`),
+        symlink: (rel: string, target: string) => calls.push(`${rel} -> ${target}`),
+        end: () => calls.push('end'),
+        restart: () => calls.push('restart'),
+      };
+      const dest = path.join(dir, checkOnly ? 'checked' : 'written');
+      await extractTar(Readable.from([await makeTar(entries)]), dest, {
+        subject: 'agent',
+        observer,
+        checkOnly,
+      });
+      return { calls, files: readdirSync(dest).length };
+    };
+    const written = await seen(false);
+    const checked = await seen(true);
+    expect(checked.calls).toEqual(written.calls);
+    expect(checked.calls).toContain(`data/big.bin 644 ${big.length} ${sha256Hex(big)}`);
+    expect([written.files > 0, checked.files]).toEqual([true, 0]);
   });
 
   it('refuses exactly as the walk does', async () => {

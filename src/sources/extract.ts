@@ -99,8 +99,8 @@ export async function extractTar(
   let top: string | undefined;
   let entries = 0;
   let subdirFound = subdir === '';
-  /** Files and symlinks seen (checkOnly): a second entry of the same name is refused, as O_EXCL does when writing. */
-  const written = new Set<string>();
+  /** Files and symlinks seen: a second entry of the same name is refused, also when another process writes. */
+  const seen = new Set<string>();
   const checkedDirs = new Set<string>();
   // The callback API, not the async iterator: tar-stream's iterator can report the end before
   // the last entry when the whole archive arrives in one chunk. Each entry is fully handled
@@ -161,26 +161,30 @@ export async function extractTar(
       return;
     }
     const target = path.join(root, ...rel.split('/'));
-    if (options.checkOnly) {
-      await check(h, rel, entry);
-      return;
+    // With `checkOnly` another process writes: every check and report below still runs.
+    const write = !options.checkOnly;
+    if (h.type !== 'directory') {
+      if (seen.has(rel)) throw refused(subject, h.name, 'appears twice in the archive');
+      seen.add(rel);
     }
     switch (h.type) {
       case 'directory':
         await drain(entry);
-        mkdirSync(target, { recursive: true });
-        insideRoot(path.dirname(target), rel);
+        if (write) {
+          mkdirSync(target, { recursive: true });
+          insideRoot(path.dirname(target), rel);
+        }
         break;
       case 'file':
       case 'contiguous-file': {
-        directoryFor(target, rel);
+        if (write) directoryFor(target, rel);
         const mode = fileMode(h);
         try {
           // Small files in one write (most of a template); large ones streamed, so memory stays flat.
           if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT) {
             const content = await collect(entry);
             // A synchronous write: most entries are small, and a thread-pool round trip each costs more than the write.
-            writeFileSync(target, content, { flag: 'wx', mode });
+            if (write) writeFileSync(target, content, { flag: 'wx', mode });
             options.observer?.file(rel, mode, content.length, sha256Hex(content), content);
           } else {
             const hash = createHash('sha256');
@@ -189,10 +193,11 @@ export async function extractTar(
               transform(chunk: Buffer, _enc, done) {
                 hash.update(chunk);
                 size += chunk.length;
-                done(null, chunk);
+                done(null, write ? chunk : undefined);
               },
             });
-            await pipeline(entry, tap, createWriteStream(target, { flags: 'wx', mode }));
+            if (write) await pipeline(entry, tap, createWriteStream(target, { flags: 'wx', mode }));
+            else await pipeline(entry, tap.resume());
             options.observer?.file(rel, mode, size, hash.digest('hex'), undefined);
           }
         } catch (err) {
@@ -207,71 +212,20 @@ export async function extractTar(
         await drain(entry);
         const why = unsafeLinkTarget(rel, h.linkname ?? '');
         if (why !== undefined) throw refused(subject, h.name, `is a symlink that ${why}`);
-        mkdirSync(path.dirname(target), { recursive: true });
-        insideRoot(path.dirname(target), rel);
-        try {
-          symlinkSync(h.linkname ?? '', target);
-          options.observer?.symlink(rel, h.linkname ?? '');
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-            throw refused(subject, h.name, 'appears twice in the archive');
-          throw err;
+        if (write) {
+          mkdirSync(path.dirname(target), { recursive: true });
+          insideRoot(path.dirname(target), rel);
+          try {
+            symlinkSync(h.linkname ?? '', target);
+          } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+              throw refused(subject, h.name, 'appears twice in the archive');
+            throw err;
+          }
         }
-        entries++;
-        break;
-      }
-      case 'link':
-        throw refused(subject, h.name, `is a hard link (to ${h.linkname ?? '?'})`);
-      case 'character-device':
-      case 'block-device':
-        throw refused(subject, h.name, 'is a device file');
-      case 'fifo':
-        throw refused(subject, h.name, 'is a fifo');
-      default:
-        throw refused(subject, h.name, `has an unsupported type (${h.type ?? 'unknown'})`);
-    }
-  }
-
-  // The checks and reports of `handle` without a write (`checkOnly`): the same refusals, the same observer calls.
-  async function check(h: tar.Header, rel: string, entry: Readable): Promise<void> {
-    if (h.type !== 'directory') {
-      if (written.has(rel)) throw refused(subject, h.name, 'appears twice in the archive');
-      written.add(rel);
-    }
-    switch (h.type) {
-      case 'directory':
-        await drain(entry);
-        return;
-      case 'file':
-      case 'contiguous-file': {
-        const mode = fileMode(h);
-        if ((h.size ?? Number.POSITIVE_INFINITY) <= WHOLE_FILE_LIMIT) {
-          const content = await collect(entry);
-          options.observer?.file(rel, mode, content.length, sha256Hex(content), content);
-        } else {
-          const hash = createHash('sha256');
-          let size = 0;
-          await new Promise<void>((resolve, reject) => {
-            entry
-              .on('data', (chunk: Buffer) => {
-                hash.update(chunk);
-                size += chunk.length;
-              })
-              .once('end', resolve)
-              .once('error', reject);
-          });
-          options.observer?.file(rel, mode, size, hash.digest('hex'), undefined);
-        }
-        entries++;
-        return;
-      }
-      case 'symlink': {
-        await drain(entry);
-        const why = unsafeLinkTarget(rel, h.linkname ?? '');
-        if (why !== undefined) throw refused(subject, h.name, `is a symlink that ${why}`);
         options.observer?.symlink(rel, h.linkname ?? '');
         entries++;
-        return;
+        break;
       }
       case 'link':
         throw refused(subject, h.name, `is a hard link (to ${h.linkname ?? '?'})`);

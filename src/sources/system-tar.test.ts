@@ -3,28 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import tar from 'tar-stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type TarEntry as Entry, makeTar } from '../../test/support/tar.js';
 import { TarWriter } from './system-tar.js';
-
-type Entry = Partial<tar.Header> & { name: string; body?: string };
-
-async function makeTar(entries: Entry[]): Promise<Buffer> {
-  const pack = tar.pack();
-  const chunks: Buffer[] = [];
-  pack.on('data', (c: unknown) => {
-    chunks.push(c as Buffer);
-  });
-  const done = new Promise<void>((r) => pack.on('end', () => r()));
-  for (const { body, ...header } of entries) {
-    await new Promise<void>((resolve, reject) =>
-      pack.entry(header as tar.Header, body ?? '', (err) => (err ? reject(err) : resolve())),
-    );
-  }
-  pack.finalize();
-  await done;
-  return Buffer.concat(chunks);
-}
 
 let dir: string;
 beforeEach(() => {
