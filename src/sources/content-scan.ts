@@ -66,8 +66,19 @@ export function scanContent(content: Uint8Array | string): ContentSecret[] {
   const size = typeof content === 'string' ? content.length : content.byteLength;
   if (size > SCAN_MAX_BYTES) return [];
   if (typeof content !== 'string' && !isTextLike(content)) return [];
-  const text = typeof content === 'string' ? content : Buffer.from(content).toString('utf8');
-  if (!ANCHOR.test(text)) return [];
+  if (typeof content !== 'string') {
+    // A view, not a copy. Every rule needs an ASCII literal, so a Latin-1 reading (one byte per
+    // character, no decoding) finds the same anchors as UTF-8; most files have none and end here.
+    const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength);
+    if (!ANCHOR.test(bytes.toString('latin1'))) return [];
+    return scanText(bytes.toString('utf8'));
+  }
+  if (!ANCHOR.test(content)) return [];
+  return scanText(content);
+}
+
+/** {@link scanContent} on decoded text that holds an anchor. */
+function scanText(text: string): ContentSecret[] {
   const lines = text.split(/\r?\n/);
   const found: ContentSecret[] = [];
   lines.forEach((line, i) => {

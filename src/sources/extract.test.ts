@@ -1,4 +1,15 @@
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -258,5 +269,76 @@ describe('a TreeRecorder fed by extractTar (single pass)', () => {
     recorder.end();
     recorder.restart();
     expect(recorder.result(dir)).toBeNull();
+  });
+});
+
+describe('the check-only reader (another process writes)', () => {
+  /** Every observer call, in order, for `archive` fed in chunks of `size` bytes. */
+  async function observed(archive: Buffer, checkOnly: boolean, size = archive.length): Promise<string[]> {
+    const calls: string[] = [];
+    const observer = {
+      file: (rel: string, mode: number, n: number, sha256: string, content: Buffer | undefined) =>
+        calls.push(
+          `${rel} ${mode.toString(8)} ${n} ${sha256} ${content === undefined ? 'streamed' : 'whole'}`,
+        ),
+      symlink: (rel: string, target: string) => calls.push(`${rel} -> ${target}`),
+      end: () => calls.push('end'),
+      restart: () => calls.push('restart'),
+    };
+    const chunks: Buffer[] = [];
+    for (let at = 0; at < archive.length; at += size) chunks.push(archive.subarray(at, at + size));
+    const dest = path.join(dir, `${checkOnly ? 'checked' : 'written'}-${size}`);
+    await extractTar(Readable.from(chunks), dest, { subject: 'agent', observer, checkOnly });
+    return calls;
+  }
+
+  it('reports what the writing path reports however the bytes are cut: pax names, long links, empty and large files', async () => {
+    const archive = await makeTar([
+      { name: `deep/${'d'.repeat(120)}/${'n'.repeat(110)}.md`, body: 'long name\n' },
+      { name: 'héllo wörld.txt', body: 'non-ASCII name\n' },
+      { name: 'empty', body: '' },
+      { name: 'bin/run.sh', body: '#!/bin/sh\n', mode: 0o755 },
+      { name: 'link', type: 'symlink', linkname: `deep/${'d'.repeat(120)}/${'n'.repeat(110)}.md` },
+      { name: 'big.bin', body: 'y'.repeat(1024 * 1024 + 3) },
+      { name: 'after-big', body: 'z' },
+    ]);
+    const written = await observed(archive, false);
+    expect(written).toHaveLength(8); // seven entries, then the end
+    expect(written).toContain(
+      `big.bin 644 ${1024 * 1024 + 3} ${sha256Hex('y'.repeat(1024 * 1024 + 3))} streamed`,
+    );
+    for (const size of [archive.length, 1, 7, 511, 513, 65_536]) {
+      expect(await observed(archive, true, size)).toEqual(written);
+    }
+  });
+
+  it('reads GNU long names and stops at the end-of-archive block as GNU tar does', async () => {
+    const src = path.join(dir, 'src');
+    const long = `${'l'.repeat(150)}.txt`;
+    mkdirSync(src);
+    writeFileSync(path.join(src, long), 'gnu long name\n');
+    writeFileSync(path.join(src, 'short'), 'short\n');
+    const gnu = execFileSync('tar', ['--format=gnu', '-c', '-f', '-', '-C', src, long, 'short']);
+    expect(gnu.includes('././@LongLink')).toBe(true);
+    const calls = await observed(gnu, true, 100);
+    expect(calls).toEqual(await observed(gnu, false));
+    expect(calls.map((c) => c.split(' ')[0])).toEqual([long, 'short', 'end']);
+    // Entries after the end-of-archive blocks are not read: GNU tar does not write them either.
+    const trailing = Buffer.concat([gnu, await makeTar([{ name: 'smuggled', body: 'x' }])]);
+    expect((await observed(trailing, true)).map((c) => c.split(' ')[0])).toEqual([long, 'short', 'end']);
+  });
+
+  it('reports a truncated or damaged archive as a fetch failure', async () => {
+    const archive = await makeTar([
+      { name: 'a', body: 'x'.repeat(2000) },
+      { name: 'b', body: 'y' },
+    ]);
+    const damaged = Buffer.from(archive);
+    damaged[512 + 2048 + 10] = 0x41; // a byte of the second header's name: its checksum no longer holds
+    for (const bad of [archive.subarray(0, 1000), archive.subarray(0, 700), damaged]) {
+      await expect(
+        extractTar(Readable.from([bad]), path.join(dir, 'checked'), { subject: 'agent', checkOnly: true }),
+      ).rejects.toMatchObject({ code: 'SOURCE_FETCH_FAILED' });
+    }
   });
 });
