@@ -92,10 +92,14 @@ export function parseManifest(text: string, file: string): Manifest {
     );
   }
   // JSON.parse keeps the last of two equal keys, so two templates with one name would silently
-  // become one. JSON is YAML 1.2, and the yaml parser reports duplicate keys with positions.
-  const duplicates = (requireHere('yaml') as typeof Yaml)
-    .parseDocument(text, { uniqueKeys: true })
-    .errors.filter((e) => e.code === 'DUPLICATE_KEY');
+  // become one. JSON is YAML 1.2, and the yaml parser reports duplicate keys with positions; it
+  // runs only when the text has more keys than the parsed value kept.
+  const duplicates =
+    keysWritten(text) === keysKept(raw)
+      ? []
+      : (requireHere('yaml') as typeof Yaml)
+          .parseDocument(text, { uniqueKeys: true })
+          .errors.filter((e) => e.code === 'DUPLICATE_KEY');
   if (duplicates.length > 0) {
     const details = duplicates.map((e) => {
       const lp = e.linePos?.[0];
@@ -138,4 +142,32 @@ export async function loadManifest(file: string, options: { cwd?: string } = {})
     });
   }
   return { file: abs, dir: path.dirname(abs), manifest: parseManifest(text, file) };
+}
+
+/** How many object keys a valid JSON text writes: strings followed by a colon. */
+function keysWritten(text: string): number {
+  let keys = 0;
+  let i = 0;
+  while (i < text.length) {
+    if (text.charCodeAt(i) !== 0x22) {
+      i++;
+      continue;
+    }
+    // A string: to its closing quote, passing over escapes.
+    i++;
+    while (i < text.length && text.charCodeAt(i) !== 0x22) i += text.charCodeAt(i) === 0x5c ? 2 : 1;
+    i++;
+    while (i < text.length && /\s/.test(text.charAt(i))) i++;
+    if (text.charCodeAt(i) === 0x3a) keys++;
+  }
+  return keys;
+}
+
+/** How many object keys a parsed JSON value holds, at every depth. */
+function keysKept(value: unknown): number {
+  if (Array.isArray(value)) return value.reduce((n: number, v) => n + keysKept(v), 0);
+  if (value === null || typeof value !== 'object') return 0;
+  let n = 0;
+  for (const v of Object.values(value)) n += 1 + keysKept(v);
+  return n;
 }

@@ -221,6 +221,15 @@ describe('manifest schema', () => {
       ]);
     }
   });
+
+  it('finds a duplicate key at any depth, and none in strings that look like keys', () => {
+    const nested = `{ "version": 1, "templates": { "t": { "source": { "path": "a", "path": "b" } } }, "images": {} }`;
+    expect(() => parseManifest(nested, 'manifest.json')).toThrow(/duplicate key at 1:64/);
+    // Quotes, escapes and colons inside values and keys are not keys of their own.
+    const tricky = `{ "version": 1, "templates": { "t\\":x": { "source": { "path": "a\\": \\"b\\":" }, "description": "\\":" } }, "images": {} }`;
+    expect(Object.keys(JSON.parse(tricky).templates)).toEqual(['t":x']);
+    expect(() => parseManifest(tricky, 'manifest.json')).not.toThrow(/duplicate/);
+  });
 });
 
 describe('pinning contract', () => {

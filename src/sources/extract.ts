@@ -351,10 +351,22 @@ class TarCheck {
     }
     const text = Buffer.concat(body.parts, body.size).toString('utf8');
     if (body.type === 'ExtendedHeader') this.ex = Pax.parse(text, this.ex, false);
-    else if (body.type === 'GlobalExtendedHeader') this.gex = Pax.parse(text, this.gex, true);
+    else if (body.type === 'GlobalExtendedHeader') this.gex = applying(Pax.parse(text, this.gex, true));
     else if (body.type === 'NextFileHasLongPath') this.ex = { ...this.ex, path: text.replace(/\0.*/s, '') };
     else this.ex = { ...this.ex, linkpath: text.replace(/\0.*/s, '') };
   }
+}
+
+/**
+ * The records of a global pax header that change the entries after it, or undefined when there
+ * are none: `git archive` writes one holding only a comment (the commit id), and applying an
+ * empty set to every header costs more than reading it.
+ */
+function applying(global: Pax): HeaderData | undefined {
+  const kept = Object.entries(global).filter(
+    ([key, value]) => value !== undefined && key !== 'global' && key !== 'comment',
+  );
+  return kept.length > 0 ? (Object.fromEntries(kept) as HeaderData) : undefined;
 }
 
 /** {@link extractTar} with `checkOnly`: every entry checked and reported, nothing written. */

@@ -2,13 +2,13 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { type Readable, Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { isSlipwayError, SlipwayError } from '../core/errors.js';
 import { DEFAULT_TIMEOUTS, formatDuration, type Timeouts } from '../core/timeouts.js';
 import { type ExtractObserver, extractTar, normaliseSubdir } from './extract.js';
-import { requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
-import { TarWriter } from './system-tar.js';
+import { type FetchOptions, requirePinnedSha, type SourceContext, type TreeSource } from './source.js';
+import { TeedArchive, type TeedResult } from './system-tar.js';
 
 /** A git template source as written in the manifest. */
 export interface GitSourceSpec {
@@ -136,12 +136,24 @@ export class GitTemplateSource implements TreeSource {
     this.env = gitEnv(ctx.env, this.location.httpOrigin, useToken, this.timeouts);
   }
 
-  async fetchTree(ref: string | null, dest: string, observer?: ExtractObserver): Promise<void> {
+  async fetchTree(
+    ref: string | null,
+    dest: string,
+    observer?: ExtractObserver,
+    options: FetchOptions = {},
+  ): Promise<void> {
     const sha = requirePinnedSha(ref, this.ctx.subject);
     const local = await this.localGitDir();
+    const copy = options.linkCopyTo;
     if (local !== undefined) {
       // The repository is on this machine: read the commit where it lies, no clone or fetch.
-      const direct = await this.archive(['--git-dir', local, '--no-replace-objects'], sha, dest, observer);
+      const direct = await this.archive(
+        ['--git-dir', local, '--no-replace-objects'],
+        sha,
+        dest,
+        observer,
+        copy,
+      );
       if (direct.ok) return;
       observer?.restart();
       // Whatever went wrong (no such commit, not a commit, no such subdir, a repository git will
@@ -150,7 +162,7 @@ export class GitTemplateSource implements TreeSource {
     }
     await this.withScratch(async (repo) => {
       await this.fetchCommit(repo, sha);
-      const fetched = await this.archive(['-C', repo], sha, dest, observer);
+      const fetched = await this.archive(['-C', repo], sha, dest, observer, copy);
       if (fetched.ok) return;
       observer?.restart();
       await rm(dest, { recursive: true, force: true });
@@ -440,6 +452,7 @@ export class GitTemplateSource implements TreeSource {
     sha: string,
     dest: string,
     observer: ExtractObserver | undefined,
+    copy: string | undefined,
   ): Promise<{ ok: boolean; stderr: string }> {
     // One listener on the run's signal per archive, not one per process and stream below: a run
     // stages several templates at once on the same signal.
@@ -447,10 +460,15 @@ export class GitTemplateSource implements TreeSource {
     const forward = () => stop.abort();
     this.ctx.signal?.addEventListener('abort', forward, { once: true });
     if (this.ctx.signal?.aborted) stop.abort();
+    let ok = false;
     try {
-      return await this.archiveOnce(where, sha, dest, observer, stop.signal);
+      const result = await this.archiveOnce(where, sha, dest, observer, copy, stop.signal);
+      ok = result.ok;
+      return result;
     } finally {
       this.ctx.signal?.removeEventListener('abort', forward);
+      // A copy of a tree that failed its checks is no copy of the pinned tree.
+      if (!ok && copy !== undefined) await rm(copy, { recursive: true, force: true });
     }
   }
 
@@ -459,6 +477,7 @@ export class GitTemplateSource implements TreeSource {
     sha: string,
     dest: string,
     observer: ExtractObserver | undefined,
+    copy: string | undefined,
     signal: AbortSignal,
   ): Promise<{ ok: boolean; stderr: string }> {
     // Git's memory stays flat whatever the template's size: small pack windows (by default git
@@ -476,56 +495,58 @@ export class GitTemplateSource implements TreeSource {
     ];
     if (this.subdir) args.push(this.subdir);
     // The system's tar writes the files (beside this thread) while the checks below read the
-    // same bytes; without one, the extractor writes them itself. Both are ready before git
-    // starts: its output must be piped before the next await, or Node discards what an exited
-    // child wrote and nobody read (child_process flushStdio).
+    // same bytes; without one, the extractor writes them itself. The archive is piped before the
+    // next await, or Node discards what an exited child wrote and nobody read (flushStdio).
     await mkdir(dest, { recursive: true });
-    const writer = TarWriter.open(
-      dest,
-      this.subdir ? this.subdir.split('/').length : 0,
-      this.ctx.env,
-      signal,
-    );
-    const child = spawn('git', args, {
-      env: this.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      signal,
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < 64 * 1024) stderr += d;
-    });
-    const exited = new Promise<number>((resolve, reject) => {
-      child.once('error', (err) => reject(this.spawnError(err)));
-      child.once('close', (code) => resolve(code ?? 1));
-    });
-    exited.catch(() => {});
+    const strip = this.subdir ? this.subdir.split('/').length : 0;
+    const teed = TeedArchive.open(dest, strip, ['git', ...args], this.env, signal, copy);
+    const run = teed
+      ? { stdout: teed.stdout, stop: () => teed.stop(), done: teed.result() }
+      : this.archiveAlone(args, signal);
+    run.done.catch(() => {});
     const header = new ArchiveCommitTap();
-    const archive = child.stdout.pipe(header);
+    const archive = run.stdout.pipe(header);
     let result: { subdirFound: boolean };
     try {
-      result = await extractTar(writer ? archive.pipe(writer) : archive, dest, {
+      result = await extractTar(archive, dest, {
         subject: this.ctx.subject,
         ...(this.subdir ? { subdir: this.subdir } : {}),
         signal,
         ...(observer ? { observer } : {}),
-        ...(writer ? { checkOnly: true } : {}),
+        ...(teed ? { checkOnly: true } : {}),
       });
     } catch (err) {
-      child.kill();
-      writer?.stop();
-      const code = await exited.catch(() => 1);
-      await writer?.result();
+      run.stop();
+      const ended = await run.done.catch(() => undefined);
       // An archive cut short because git failed is git's failure; a refused entry is the tree's.
-      if (code !== 0 && isSlipwayError(err, 'SOURCE_FETCH_FAILED')) return { ok: false, stderr };
+      if (ended && ended.producer !== 0 && isSlipwayError(err, 'SOURCE_FETCH_FAILED'))
+        return { ok: false, stderr: ended.producerStderr };
       throw err;
     }
-    const code = await exited;
-    const written = (await writer?.result()) ?? { code: 0, stderr: '' };
+    const ended = await run.done;
     return {
-      ok: code === 0 && written.code === 0 && header.commit() === sha && result.subdirFound,
-      stderr: `${stderr}${written.stderr}`,
+      ok: ended.producer === 0 && ended.tar === 0 && header.commit() === sha && result.subdirFound,
+      stderr: `${ended.producerStderr}${ended.tarStderr}`,
     };
+  }
+
+  /** `git archive` alone, its output unpacked by the extractor (no usable system tar). */
+  private archiveAlone(
+    args: readonly string[],
+    signal: AbortSignal,
+  ): { stdout: Readable; stop: () => void; done: Promise<TeedResult> } {
+    const child = spawn('git', args, { env: this.env, stdio: ['ignore', 'pipe', 'pipe'], signal });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      if (stderr.length < 64 * 1024) stderr += d;
+    });
+    const done = new Promise<TeedResult>((resolve, reject) => {
+      child.once('error', (err) => reject(this.spawnError(err)));
+      child.once('close', (code) =>
+        resolve({ producer: code ?? 1, producerStderr: stderr, tar: 0, tarStderr: '' }),
+      );
+    });
+    return { stdout: child.stdout, stop: () => child.kill(), done };
   }
 }
 

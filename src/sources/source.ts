@@ -27,9 +27,24 @@ export interface TreeSource {
    * that unpacks an archive reports every file to `observer` as it writes it (and ends it), so
    * the tree is checked without being read back; one that does not leaves it unended.
    */
-  fetchTree(ref: string | null, dest: string, observer?: ExtractObserver): Promise<void>;
+  fetchTree(
+    ref: string | null,
+    dest: string,
+    observer?: ExtractObserver,
+    options?: FetchOptions,
+  ): Promise<void>;
   /** True when commit `ref` exists at the source; throws *_UNREACHABLE when the host does not answer. */
   commitExists(ref: string): Promise<boolean>;
+}
+
+/** Extra work a source may do while it writes a tree. */
+export interface FetchOptions {
+  /**
+   * A path that does not exist yet, where the source may also leave a hard-linked copy of the
+   * tree once it is completely written (the cache's copy, made without another process start).
+   * A copy is there only when complete; a source that does not make one leaves the path absent.
+   */
+  readonly linkCopyTo?: string;
 }
 
 /**

@@ -1,11 +1,19 @@
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type TarEntry as Entry, makeTar } from '../../test/support/tar.js';
-import { TarWriter } from './system-tar.js';
+import { TeedArchive } from './system-tar.js';
 
 let dir: string;
 beforeEach(() => {
@@ -13,23 +21,27 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Streams `entries` through a TarWriter into `<dir>/out`; returns the bytes passed on and tar's exit code. */
-async function write(entries: Entry[], strip = 0): Promise<{ passed: Buffer; code: number }> {
+/** `cat` of the archive of `entries`, teed into tar writing `<dir>/out`; returns the bytes passed on and tar's exit code. */
+async function write(entries: Entry[], strip = 0, copy?: string): Promise<{ passed: Buffer; code: number }> {
   const dest = path.join(dir, 'out');
   mkdirSync(dest);
-  const writer = TarWriter.open(dest, strip, {});
-  if (!writer) throw new Error('no GNU tar or bsdtar on PATH: the test machine must have one');
   const archive = await makeTar(entries);
+  const file = path.join(dir, 'archive.tar');
+  writeFileSync(file, archive);
+  const env = { PATH: process.env.PATH };
+  const teed = TeedArchive.open(dest, strip, ['cat', file], env, new AbortController().signal, copy);
+  if (!teed) throw new Error('no GNU tar or bsdtar, GNU tee and mkfifo: the test machine must have them');
   const chunks: Buffer[] = [];
-  await pipeline(Readable.from([archive]), writer, async (source: AsyncIterable<Buffer>) => {
-    for await (const c of source) chunks.push(c);
-  });
+  for await (const c of teed.stdout) chunks.push(c as Buffer);
   const passed = Buffer.concat(chunks);
   expect(passed.equals(archive)).toBe(true);
-  return { passed, code: (await writer.result()).code };
+  const result = await teed.result();
+  expect(result.producer).toBe(0);
+  expect(existsSync(`${dest}.fifo`)).toBe(false);
+  return { passed, code: result.tar };
 }
 
-describe('TarWriter (the system tar writing while the checks read)', () => {
+describe('TeedArchive (the system tar writing while the checks read the same bytes)', () => {
   it('writes files, modes and symlinks below the stripped directory, and passes every byte on', async () => {
     const { code } = await write(
       [
@@ -69,5 +81,81 @@ describe('TarWriter (the system tar writing while the checks read)', () => {
     ]);
     expect(code).not.toBe(0);
     expect(readFileSync(path.join(dir, 'out', 'a'), 'utf8')).toBe('first');
+  });
+});
+
+describe('TeedArchive when something stops', () => {
+  it('passes every byte on when tar stops early, and reports both exit codes and messages', async () => {
+    const dest = path.join(dir, 'out');
+    mkdirSync(dest);
+    const file = path.join(dir, 'not-a-tar');
+    writeFileSync(file, Buffer.alloc(300_000, 0x61));
+    const teed = TeedArchive.open(
+      dest,
+      0,
+      ['sh', '-c', 'cat "$0"; echo oops >&2; exit 3', file],
+      { PATH: process.env.PATH },
+      new AbortController().signal,
+    );
+    if (!teed) throw new Error('no system tar');
+    let bytes = 0;
+    for await (const c of teed.stdout) bytes += (c as Buffer).length;
+    const result = await teed.result();
+    expect(bytes).toBe(300_000);
+    expect(result).toMatchObject({ producer: 3, producerStderr: 'oops\n' });
+    expect(result.tar).not.toBe(0);
+    expect(result.tarStderr).toMatch(/tar/);
+  });
+
+  it('stops the producer, tee and tar together when aborted, leaving no fifo', async () => {
+    const dest = path.join(dir, 'out');
+    mkdirSync(dest);
+    const abort = new AbortController();
+    // A producer that never ends by itself.
+    const teed = TeedArchive.open(dest, 0, ['sleep', '600'], { PATH: process.env.PATH }, abort.signal);
+    if (!teed) throw new Error('no system tar');
+    teed.stdout.resume();
+    const started = Date.now();
+    setTimeout(() => abort.abort(), 200);
+    const result = await teed.result();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(result.producer).not.toBe(0);
+    expect(existsSync(`${dest}.fifo`)).toBe(false);
+    expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/^sleep 600$/m);
+  });
+});
+
+describe('TeedArchive with a copy to link', () => {
+  it('hard-links the written tree to the copy path once tar succeeded', async () => {
+    const copy = path.join(dir, 'copy');
+    const { code } = await write(
+      [
+        { name: 'config.yaml', body: 'name: a\n' },
+        { name: 'deep/er/file.md', body: 'x' },
+        { name: 'current.md', type: 'symlink', linkname: 'config.yaml' },
+      ],
+      0,
+      copy,
+    );
+    expect(code).toBe(0);
+    const out = path.join(dir, 'out');
+    expect(lstatSync(path.join(copy, 'deep/er/file.md')).ino).toBe(
+      lstatSync(path.join(out, 'deep/er/file.md')).ino,
+    );
+    expect(readlinkSync(path.join(copy, 'current.md'))).toBe('config.yaml');
+  });
+
+  it('leaves no copy when tar failed', async () => {
+    const copy = path.join(dir, 'copy');
+    const { code } = await write(
+      [
+        { name: 'a', body: 'first' },
+        { name: 'a', body: 'second' },
+      ],
+      0,
+      copy,
+    );
+    expect(code).not.toBe(0);
+    expect(existsSync(copy)).toBe(false);
   });
 });

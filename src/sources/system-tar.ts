@@ -1,88 +1,147 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { Transform, type TransformCallback } from 'node:stream';
+import { rmSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 
 /**
- * The system's tar (GNU tar or bsdtar) writing an archive into a directory while the same bytes
- * pass on to Slipway's own checks (extract.ts with `checkOnly`). Files are created by tar
- * processes, which run beside the Node thread (on another core), instead of one by one on it:
- * file creation is most of what staging costs. Owners, permissions and times from the archive
- * are not applied (the files are the caller's, modes follow the umask); an existing file is never
+ * One shell runs the archive's producer (`git archive`) into the system's tar (GNU tar or bsdtar),
+ * and `tee` hands the same bytes to Slipway's own checks (extract.ts with `checkOnly`) on
+ * `stdout`. The files are created by tar, beside the Node thread (on another core), instead of
+ * one by one on it: file creation is most of what staging costs. One process is started from
+ * Node, not two (a fork of a large Node process costs milliseconds on its thread), and no byte
+ * of the archive is written by Node. Owners, permissions and times from the archive are not
+ * applied (the files are the caller's, modes follow the umask); an existing file is never
  * replaced. Anything tar refuses or fails at makes its exit code non-zero.
+ *
+ * `tee -p` keeps feeding the checks when tar stops early, so an archive's refusal is still
+ * reported as Slipway's. The producer's and tar's exit codes come back on fd 4, their messages
+ * on fds 2 and 3. With a `copy` path, a written tree is then hard-linked there by GNU `cp -al`
+ * (the cache's copy; removed when cp fails), again without a process start from Node.
  */
-export class TarWriter extends Transform {
+const SCRIPT = `
+dest=$1 strip=$2 fifo=$3 copy=$4
+shift 4
+mkfifo "$fifo" || exit 97
+(unset TAR_OPTIONS; LC_ALL=C; export LC_ALL
+ exec tar -x -f - -C "$dest" -m -k --no-same-owner --no-same-permissions --strip-components="$strip" <"$fifo" 2>&3 4>&-) &
+tar=$!
+{ "$@" 3>&- 4>&-; echo "producer $?" >&4; } | tee -p "$fifo" 3>&- 4>&-
+wait "$tar"
+status=$?
+echo "tar $status" >&4
+rm -f "$fifo"
+if [ -n "$copy" ] && [ "$status" = 0 ]; then cp -al -- "$dest" "$copy" 2>/dev/null || rm -rf -- "$copy"; fi
+`;
+
+/** How the producer and tar ended. */
+export interface TeedResult {
+  /** The producer's exit code (1 when it could not run or was killed). */
+  readonly producer: number;
+  readonly producerStderr: string;
+  /** tar's exit code. */
+  readonly tar: number;
+  readonly tarStderr: string;
+}
+
+/** The producer's archive being written by the system's tar, with its bytes on {@link stdout}. */
+export class TeedArchive {
+  /** The archive's bytes, as tar reads them. */
+  readonly stdout: Readable;
   private readonly child: ChildProcess;
-  private readonly exited: Promise<{ code: number; stderr: string }>;
-  private broken = false;
+  private readonly exited: Promise<TeedResult>;
+  private readonly fifo: string;
 
-  private constructor(dest: string, strip: number, env: NodeJS.ProcessEnv, signal?: AbortSignal) {
-    super();
-    const args = ['-x', '-f', '-', '-C', dest, '-m', '-k', '--no-same-owner', '--no-same-permissions'];
-    if (strip > 0) args.push(`--strip-components=${strip}`);
-    this.child = spawn('tar', args, {
+  private constructor(
+    dest: string,
+    strip: number,
+    producer: readonly string[],
+    env: NodeJS.ProcessEnv,
+    signal: AbortSignal,
+    copy: string | undefined,
+  ) {
+    this.fifo = `${dest}.fifo`;
+    const args = [dest, String(strip), this.fifo, copy ?? '', ...producer];
+    this.child = spawn('/bin/sh', ['-c', SCRIPT, 'sh', ...args], {
       env,
-      stdio: ['pipe', 'ignore', 'pipe'],
-      ...(signal ? { signal } : {}),
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      // Its own process group: stopping it stops the producer, tee and tar with it.
+      detached: true,
     });
-    let stderr = '';
-    this.child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-      if (stderr.length < 16 * 1024) stderr += d;
-    });
-    // A tar that stopped early closes its end: the rest of the archive still goes to the checks.
-    this.child.stdin?.on('error', () => {
-      this.broken = true;
-    });
-    this.exited = new Promise((resolve) => {
-      this.child.once('error', (err) => resolve({ code: 1, stderr: `could not run tar: ${err.message}` }));
-      this.child.once('close', (code) => resolve({ code: code ?? 1, stderr }));
-    });
-  }
-
-  /** A writer into the existing empty directory `dest`, stripping `strip` leading path segments; null without a usable tar. */
-  static open(dest: string, strip: number, env: NodeJS.ProcessEnv, signal?: AbortSignal): TarWriter | null {
-    // GNU tar reads options from TAR_OPTIONS (--overwrite, --absolute-names...): not here.
-    const { TAR_OPTIONS: _ignored, ...rest } = env;
-    const clean = { ...rest, LC_ALL: 'C' };
-    return systemTarUsable(clean) ? new TarWriter(dest, strip, clean, signal) : null;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const stdin = this.child.stdin;
-    if (this.broken || !stdin || stdin.destroyed || stdin.write(chunk)) {
-      done(null, chunk);
-      return;
-    }
-    // tar is behind: hold the archive (and so git) until it has written what it was given.
-    const go = () => {
-      stdin.off('drain', go);
-      stdin.off('close', go);
-      done(null, chunk);
+    this.stdout = this.child.stdout as Readable;
+    const collect = (stream: Readable | null | undefined, limit: number) => {
+      let text = '';
+      stream?.setEncoding('utf8').on('data', (d: string) => {
+        if (text.length < limit) text += d;
+      });
+      return () => text;
     };
-    stdin.once('drain', go).once('close', go);
+    const producerStderr = collect(this.child.stderr, 64 * 1024);
+    const tarStderr = collect(this.child.stdio[3] as Readable, 16 * 1024);
+    const codes = collect(this.child.stdio[4] as Readable, 1024);
+    const onAbort = () => this.stop();
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) this.stop();
+    this.exited = new Promise((resolve) => {
+      const done = (failure?: string) => {
+        signal.removeEventListener('abort', onAbort);
+        // Left behind only when the shell was stopped before its own cleanup.
+        rmSync(this.fifo, { force: true });
+        const code = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(codes())?.[1] ?? 1);
+        resolve({
+          producer: failure ? 1 : code('producer'),
+          producerStderr: failure ?? producerStderr(),
+          tar: failure ? 1 : code('tar'),
+          tarStderr: tarStderr(),
+        });
+      };
+      this.child.once('error', (err) => done(`could not run /bin/sh: ${err.message}`));
+      this.child.once('close', () => done());
+    });
   }
 
-  override _flush(done: TransformCallback): void {
-    this.child.stdin?.end();
-    done();
+  /**
+   * The producer (`producer[0]` with its arguments) piped into tar writing into the existing empty
+   * directory `dest`, `strip` leading path segments stripped; null without a usable shell, tar and
+   * GNU tee. `env` is the producer's; tar runs without TAR_OPTIONS, in the C locale. `copy`: see
+   * FetchOptions.linkCopyTo.
+   */
+  static open(
+    dest: string,
+    strip: number,
+    producer: readonly string[],
+    env: NodeJS.ProcessEnv,
+    signal: AbortSignal,
+    copy?: string,
+  ): TeedArchive | null {
+    return systemToolsUsable(env) ? new TeedArchive(dest, strip, producer, env, signal, copy) : null;
   }
 
-  /** Stops tar (after a refusal: what it wrote is removed by the caller). */
+  /** Stops the producer, tee and tar (after a refusal: what tar wrote is removed by the caller). */
   stop(): void {
-    this.child.kill();
+    try {
+      if (this.child.pid !== undefined) process.kill(-this.child.pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
   }
 
-  /** tar's exit code and messages, once it has exited. */
-  result(): Promise<{ code: number; stderr: string }> {
+  /** Exit codes and messages, once every process has exited. */
+  result(): Promise<TeedResult> {
     return this.exited;
   }
 }
 
 let usable: boolean | undefined;
 
-/** Whether a GNU tar or bsdtar is on PATH (asked once per process). */
-function systemTarUsable(env: NodeJS.ProcessEnv): boolean {
+/** Whether /bin/sh, mkfifo, GNU tee (for `-p`) and a GNU tar or bsdtar are there (asked once per process). */
+function systemToolsUsable(env: NodeJS.ProcessEnv): boolean {
   if (usable === undefined) {
-    const r = spawnSync('tar', ['--version'], { env, encoding: 'utf8', timeout: 10_000 });
-    usable = r.status === 0 && /GNU tar|bsdtar/.test(r.stdout ?? '');
+    const { TAR_OPTIONS: _ignored, ...rest } = env;
+    const r = spawnSync('/bin/sh', ['-c', 'command -v mkfifo >/dev/null && tar --version && tee --version'], {
+      env: { ...rest, LC_ALL: 'C' },
+      encoding: 'utf8',
+      timeout: 10_000,
+    });
+    usable = r.status === 0 && /GNU tar|bsdtar/.test(r.stdout ?? '') && /GNU coreutils/.test(r.stdout ?? '');
   }
   return usable;
 }

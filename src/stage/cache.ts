@@ -89,7 +89,6 @@ export class TemplateCache {
     }
   }
 
-  /** Drops an entry (e.g. one whose content no longer matches its digest). */
   /**
    * Caches a tree that stays where it is (a staged tree): its files are hard-linked into the
    * entry (copied across file systems), so the cache costs no second write of every file.
@@ -108,6 +107,7 @@ export class TemplateCache {
     }
   }
 
+  /** Drops an entry (e.g. one whose content no longer matches its digest). */
   async remove(key: CacheKey): Promise<void> {
     await rm(path.join(this.root, TemplateCache.keyHash(key)), { recursive: true, force: true });
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pLimit from 'p-limit';
@@ -12,7 +13,7 @@ import { checkContract } from '../manifest/contract.js';
 import type { LoadedManifest } from '../manifest/load.js';
 import { sourceKind, type Template } from '../manifest/schema.js';
 import type { ExtractObserver } from '../sources/extract.js';
-import type { TemplateSources, TreeSource } from '../sources/source.js';
+import type { FetchOptions, TemplateSources, TreeSource } from '../sources/source.js';
 import { type SourceTokens, sourceFor } from '../sources/source-for.js';
 import {
   type MaterialiseResult,
@@ -360,16 +361,21 @@ async function fetchIntoCache(
   // Checked as it is written (hashes and credential checks on the bytes in hand); a source that
   // does not report its files is walked and read back instead.
   const recorder = new TreeRecorder(selection);
-  await fetchTree(run, source, key.ref, temp, selection.subject, recorder.applies ? recorder : undefined);
-  const inPlace = recorder.result(temp) ?? (await materialiseInPlace(temp, selection));
-  if (inPlace) {
-    await cache.commitTree(temp, key, inPlace.sourceDigest);
-    return inPlace;
-  }
   const scratch = await cache.scratch();
+  const copy = path.join(scratch, 'tree');
   try {
-    await rename(temp, path.join(scratch, 'tree'));
-    const result = await materialise(path.join(scratch, 'tree'), temp, selection);
+    // The source may leave the cache's hard-linked copy itself, once the tree is written.
+    const observed = recorder.applies ? { observer: recorder, options: { linkCopyTo: copy } } : {};
+    await fetchTree(run, source, key.ref, temp, selection.subject, observed.observer, observed.options);
+    const inPlace = recorder.result(temp) ?? (await materialiseInPlace(temp, selection));
+    if (inPlace) {
+      if (existsSync(copy)) await cache.commit(scratch, key, inPlace.sourceDigest);
+      else await cache.commitTree(temp, key, inPlace.sourceDigest);
+      return inPlace;
+    }
+    await rm(copy, { recursive: true, force: true });
+    await rename(temp, copy);
+    const result = await materialise(copy, temp, selection);
     await cache.commit(scratch, key, result.sourceDigest);
     return result;
   } finally {
@@ -402,10 +408,11 @@ async function fetchTree(
   dest: string,
   subject: string,
   observer?: ExtractObserver,
+  options?: FetchOptions,
 ): Promise<void> {
   const at = atRef(ref);
   run.sink({ kind: 'step-start', stage: 'source', subject, message: `fetching ${source.description}${at}` });
-  await source.fetchTree(ref, dest, observer);
+  await source.fetchTree(ref, dest, observer, options);
   run.sink({ kind: 'step-done', stage: 'source', subject, message: `fetched ${source.description}${at}` });
 }
 
