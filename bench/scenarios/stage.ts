@@ -65,8 +65,8 @@ export function stageGroup(config: BenchConfig, spec: StageGroupSpec): Group {
     label: 'slipway stage (empty cache)',
     does:
       spec.transport === 'file'
-        ? '`slipway stage` with an empty --cache-dir, as on a fresh CI runner: each pinned commit read where it lies in the local repository (`git archive`, no clone or fetch), unpacked, hashed and checked in one pass (commit id, required files, credential rules), cached by hard link, receipt written'
-        : '`slipway stage` with an empty --cache-dir, as on a fresh CI runner: each pin fetched shallow over http (only the pinned commit) into a scratch repository, its `git archive` unpacked, hashed and checked in one pass (commit id, required files, credential rules), cached by hard link, receipt written',
+        ? '`slipway stage` with an empty --cache-dir, as on a fresh CI runner: each pinned commit read where it lies in the local repository (`git archive`, no clone or fetch), written by the system tar while the same bytes (through `tee`) are hashed and checked in one pass (commit id, required files, credential rules), cached by hard link, receipt written'
+        : '`slipway stage` with an empty --cache-dir, as on a fresh CI runner: each pin fetched shallow over http (only the pinned commit) into a scratch repository, its `git archive` written by the system tar while the same bytes (through `tee`) are hashed and checked in one pass (commit id, required files, credential rules), cached by hard link, receipt written',
     async before() {
       await config.trash.discard(staged());
       coldCache = await temp('cache');
