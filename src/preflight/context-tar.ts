@@ -1,5 +1,6 @@
 import { closeSync, openSync, readlinkSync, readSync } from 'node:fs';
 import { Readable } from 'node:stream';
+import { SlipwayError } from '../core/errors.js';
 
 /**
  * The deterministic tar of a build context, produced on demand: each `_read` reads files with
@@ -212,8 +213,11 @@ export function tarHeader(h: RawHeader, template: Template = ustarTemplate(h.mti
 }
 
 /** A file whose size changed between listing and packing: the tar would be corrupt. */
-function changedSize(name: string): Error {
-  return new Error(`${name} changed size while it was packed`);
+function changedSize(name: string, abs: string | undefined): SlipwayError {
+  return new SlipwayError('BUILD_FAILED', `${name} changed size while it was packed`, {
+    resource: abs ?? name,
+    hint: 'something wrote to the build context during the build; build again once it is done',
+  });
 }
 
 interface OpenFile {
@@ -306,7 +310,7 @@ export class ContextTar extends Readable {
       // a short read at the expected size is the end of the file (no second read to learn it).
       const want = open.left < space ? open.left + 1 : space;
       const n = readSync(open.fd, this.chunk, this.pos, want, null);
-      if (n === 0 || n > open.left) throw changedSize(open.member.name);
+      if (n === 0 || n > open.left) throw changedSize(open.member.name, open.member.abs);
       this.pos += n;
       open.left -= n;
       if (open.left === 0 && n < want) {
@@ -321,7 +325,7 @@ export class ContextTar extends Readable {
   private endFile(open: OpenFile, probe: boolean): void {
     const extra = probe ? readSync(open.fd, this.probe, 0, 1, null) : 0;
     this.closeOpen();
-    if (extra !== 0) throw changedSize(open.member.name);
+    if (extra !== 0) throw changedSize(open.member.name, open.member.abs);
     this.zeros(paddingLength(open.member.size));
   }
 

@@ -181,7 +181,10 @@ describe('context tar', () => {
       writeFileSync(path.join(dir, 'large'), Buffer.alloc(3 * 1024 * 1024));
       const ctx = await readBuildContext(dir);
       writeFileSync(path.join(dir, 'small'), 'abcd');
-      await expect(tarOf(packContext(ctx))).rejects.toThrow(/small changed size while it was packed/);
+      await expect(tarOf(packContext(ctx))).rejects.toMatchObject({
+        code: 'BUILD_FAILED',
+        message: expect.stringMatching(/small changed size while it was packed/),
+      });
       writeFileSync(path.join(dir, 'small'), 'abc');
       writeFileSync(path.join(dir, 'large'), Buffer.alloc(3 * 1024 * 1024 + 1));
       await expect(tarOf(packContext(ctx))).rejects.toThrow(/large changed size while it was packed/);
