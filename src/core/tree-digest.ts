@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { sortedByBytes } from './byte-order.js';
 
 /**
@@ -29,7 +29,8 @@ export function normalisedMode(entry: Pick<TreeEntry, 'type' | 'mode'>): string 
 
 /** sha256 hex of a buffer or string. */
 export function sha256Hex(data: Buffer | string): string {
-  return createHash('sha256').update(data).digest('hex');
+  // One-shot: no Hash object per call (staging hashes every file of every template).
+  return hash('sha256', data, 'hex');
 }
 
 /** `sha256:<hex>` digest of a tree (see the definition above). */
