@@ -29,7 +29,11 @@ async function write(entries: Entry[], strip = 0, copy?: string): Promise<{ pass
   const file = path.join(dir, 'archive.tar');
   writeFileSync(file, archive);
   const env = { PATH: process.env.PATH };
-  const teed = TeedArchive.open(dest, strip, ['cat', file], env, new AbortController().signal, copy);
+  const teed = TeedArchive.open(dest, strip, ['cat', file], env, {
+    signal: new AbortController().signal,
+    copy,
+    quietMs: 30_000,
+  });
   if (!teed) throw new Error('no GNU tar or bsdtar, GNU tee and mkfifo: the test machine must have them');
   const chunks: Buffer[] = [];
   for await (const c of teed.stdout) chunks.push(c as Buffer);
@@ -95,7 +99,7 @@ describe('TeedArchive when something stops', () => {
       0,
       ['sh', '-c', 'cat "$0"; echo oops >&2; exit 3', file],
       { PATH: process.env.PATH },
-      new AbortController().signal,
+      { signal: new AbortController().signal, quietMs: 30_000 },
     );
     if (!teed) throw new Error('no system tar');
     let bytes = 0;
@@ -112,7 +116,16 @@ describe('TeedArchive when something stops', () => {
     mkdirSync(dest);
     const abort = new AbortController();
     // A producer that never ends by itself.
-    const teed = TeedArchive.open(dest, 0, ['sleep', '600'], { PATH: process.env.PATH }, abort.signal);
+    const teed = TeedArchive.open(
+      dest,
+      0,
+      ['sleep', '600'],
+      { PATH: process.env.PATH },
+      {
+        signal: abort.signal,
+        quietMs: 30_000,
+      },
+    );
     if (!teed) throw new Error('no system tar');
     teed.stdout.resume();
     const started = Date.now();
@@ -122,6 +135,23 @@ describe('TeedArchive when something stops', () => {
     expect(result.producer).not.toBe(0);
     expect(existsSync(`${dest}.fifo`)).toBe(false);
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/^sleep 600$/m);
+  });
+
+  it('stops everything and says so when the archive makes no progress', async () => {
+    const dest = path.join(dir, 'out');
+    mkdirSync(dest);
+    const env = { PATH: process.env.PATH };
+    const signal = new AbortController().signal;
+    const teed = TeedArchive.open(dest, 0, ['sleep', '601'], env, { signal, quietMs: 300 });
+    if (!teed) throw new Error('no system tar');
+    teed.stdout.resume();
+    const started = Date.now();
+    const result = await teed.result();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(result.producer).not.toBe(0);
+    expect(result.producerStderr).toContain('no progress for 300ms');
+    expect(existsSync(`${dest}.fifo`)).toBe(false);
+    expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/^sleep 601$/m);
   });
 });
 

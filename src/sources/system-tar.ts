@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import type { Readable } from 'node:stream';
+import { formatDuration } from '../core/timeouts.js';
 
 /**
  * One shell runs the archive's producer (`git archive`) into the system's tar (GNU tar or bsdtar),
@@ -15,22 +16,37 @@ import type { Readable } from 'node:stream';
  * `tee -p` keeps feeding the checks when tar stops early, so an archive's refusal is still
  * reported as Slipway's. The producer's and tar's exit codes come back on fd 4, their messages
  * on fds 2 and 3. With a `copy` path, a written tree is then hard-linked there by GNU `cp -al`
- * (the cache's copy; removed when cp fails), again without a process start from Node.
+ * (the cache's copy; removed when cp fails), again without a process start from Node. Only tee
+ * holds `stdout`, so it ends when the archive does.
  */
 const SCRIPT = `
 dest=$1 strip=$2 fifo=$3 copy=$4
 shift 4
 mkfifo "$fifo" || exit 97
 (unset TAR_OPTIONS; LC_ALL=C; export LC_ALL
- exec tar -x -f - -C "$dest" -m -k --no-same-owner --no-same-permissions --strip-components="$strip" <"$fifo" 2>&3 4>&-) &
+ exec tar -x -f - -C "$dest" -m -k --no-same-owner --no-same-permissions --strip-components="$strip" <"$fifo" >/dev/null 2>&3 4>&-) &
 tar=$!
 { "$@" 3>&- 4>&-; echo "producer $?" >&4; } | tee -p "$fifo" 3>&- 4>&-
+exec >/dev/null
 wait "$tar"
 status=$?
 echo "tar $status" >&4
 rm -f "$fifo"
 if [ -n "$copy" ] && [ "$status" = 0 ]; then cp -al -- "$dest" "$copy" 2>/dev/null || rm -rf -- "$copy"; fi
 `;
+
+/** Options for {@link TeedArchive.open}. */
+export interface TeedOptions {
+  /** Stops everything: the run was interrupted, or the archive refused. */
+  readonly signal: AbortSignal;
+  /** Where a hard-linked copy of the written tree goes (see FetchOptions.linkCopyTo). */
+  readonly copy?: string | undefined;
+  /**
+   * Stops everything when no byte of the archive arrived for this long, or tar and cp had not
+   * finished this long after the last one: a stalled process fails the fetch, never hangs it.
+   */
+  readonly quietMs: number;
+}
 
 /** How the producer and tar ended. */
 export interface TeedResult {
@@ -50,16 +66,18 @@ export class TeedArchive {
   private readonly exited: Promise<TeedResult>;
   private readonly fifo: string;
 
+  private stalled = false;
+
   private constructor(
     dest: string,
     strip: number,
     producer: readonly string[],
     env: NodeJS.ProcessEnv,
-    signal: AbortSignal,
-    copy: string | undefined,
+    options: TeedOptions,
   ) {
+    const { signal, quietMs } = options;
     this.fifo = `${dest}.fifo`;
-    const args = [dest, String(strip), this.fifo, copy ?? '', ...producer];
+    const args = [dest, String(strip), this.fifo, options.copy ?? '', ...producer];
     this.child = spawn('/bin/sh', ['-c', SCRIPT, 'sh', ...args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
@@ -80,15 +98,29 @@ export class TeedArchive {
     const onAbort = () => this.stop();
     signal.addEventListener('abort', onAbort, { once: true });
     if (signal.aborted) this.stop();
+    let quiet: NodeJS.Timeout | undefined;
+    const watch = () => {
+      clearTimeout(quiet);
+      quiet = setTimeout(() => {
+        this.stalled = true;
+        this.stop();
+      }, quietMs);
+    };
+    watch();
+    this.stdout.on('data', watch).once('end', watch);
     this.exited = new Promise((resolve) => {
       const done = (failure?: string) => {
+        clearTimeout(quiet);
         signal.removeEventListener('abort', onAbort);
         // Left behind only when the shell was stopped before its own cleanup.
         rmSync(this.fifo, { force: true });
         const code = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(codes())?.[1] ?? 1);
+        const stall = this.stalled
+          ? `stopped: the archive made no progress for ${formatDuration(quietMs)}\n`
+          : '';
         resolve({
           producer: failure ? 1 : code('producer'),
-          producerStderr: failure ?? producerStderr(),
+          producerStderr: failure ?? `${producerStderr()}${stall}`,
           tar: failure ? 1 : code('tar'),
           tarStderr: tarStderr(),
         });
@@ -101,18 +133,16 @@ export class TeedArchive {
   /**
    * The producer (`producer[0]` with its arguments) piped into tar writing into the existing empty
    * directory `dest`, `strip` leading path segments stripped; null without a usable shell, tar and
-   * GNU tee. `env` is the producer's; tar runs without TAR_OPTIONS, in the C locale. `copy`: see
-   * FetchOptions.linkCopyTo.
+   * GNU tee. `env` is the producer's; tar runs without TAR_OPTIONS, in the C locale.
    */
   static open(
     dest: string,
     strip: number,
     producer: readonly string[],
     env: NodeJS.ProcessEnv,
-    signal: AbortSignal,
-    copy?: string,
+    options: TeedOptions,
   ): TeedArchive | null {
-    return systemToolsUsable(env) ? new TeedArchive(dest, strip, producer, env, signal, copy) : null;
+    return systemToolsUsable(env) ? new TeedArchive(dest, strip, producer, env, options) : null;
   }
 
   /** Stops the producer, tee and tar (after a refusal: what tar wrote is removed by the caller). */
@@ -130,18 +160,22 @@ export class TeedArchive {
   }
 }
 
-let usable: boolean | undefined;
+/** The answer of {@link systemToolsUsable} for each PATH asked about. */
+const usable = new Map<string, boolean>();
 
-/** Whether /bin/sh, mkfifo, GNU tee (for `-p`) and a GNU tar or bsdtar are there (asked once per process). */
+/** Whether /bin/sh, mkfifo, GNU tee (for `-p`) and a GNU tar or bsdtar are on `env`'s PATH (asked once per PATH). */
 function systemToolsUsable(env: NodeJS.ProcessEnv): boolean {
-  if (usable === undefined) {
+  const key = env.PATH ?? '';
+  let answer = usable.get(key);
+  if (answer === undefined) {
     const { TAR_OPTIONS: _ignored, ...rest } = env;
     const r = spawnSync('/bin/sh', ['-c', 'command -v mkfifo >/dev/null && tar --version && tee --version'], {
       env: { ...rest, LC_ALL: 'C' },
       encoding: 'utf8',
       timeout: 10_000,
     });
-    usable = r.status === 0 && /GNU tar|bsdtar/.test(r.stdout ?? '') && /GNU coreutils/.test(r.stdout ?? '');
+    answer = r.status === 0 && /GNU tar|bsdtar/.test(r.stdout ?? '') && /GNU coreutils/.test(r.stdout ?? '');
+    usable.set(key, answer);
   }
-  return usable;
+  return answer;
 }

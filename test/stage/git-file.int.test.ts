@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
@@ -73,6 +74,40 @@ describe('staging from git over file://', () => {
       'source platform-agent',
       'stage platform-agent',
     ]);
+  });
+
+  it('stages the same tree and digest without the shell tools: git alone, the extractor writing the files', async () => {
+    // A PATH with git and mkfifo but no tar or tee: only the in-process extractor can write the files.
+    const bin = path.join(root, 'bin-without-tar');
+    mkdirSync(bin);
+    for (const tool of ['git', 'mkfifo']) {
+      symlinkSync(
+        execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(),
+        path.join(bin, tool),
+      );
+    }
+    const stage = async (name: string, env: NodeJS.ProcessEnv) => {
+      const project = path.join(root, name);
+      const loaded = await writeManifest(project, {
+        agent: { source: { git: `file://${bare}` }, ref: repo.first, required: ['config.yaml'] },
+      });
+      const receipt = await stageTemplates(loaded, { noCache: true, env });
+      return { receipt, tree: treeOnDisk(path.join(project, STAGED, 'agent')) };
+    };
+    const teed = await stage('p-teed', {});
+    const alone = await stage('p-alone', { PATH: bin });
+    expect(alone.tree).toEqual(treeOfCommit(bare, repo.first));
+    expect(alone.tree).toEqual(teed.tree);
+    expect(alone.receipt.templates.agent?.digest).toBe(teed.receipt.templates.agent?.digest);
+    // A cache filled without the tools holds the tree too (linked by cp or in-process).
+    const cached = path.join(root, 'cache-alone');
+    const project = path.join(root, 'p-alone-cached');
+    const loaded = await writeManifest(project, {
+      agent: { source: { git: `file://${bare}` }, ref: repo.first },
+    });
+    await stageTemplates(loaded, { cacheDir: cached, env: { PATH: bin } });
+    const key = { identity: `file://${bare}`, ref: repo.first, subdir: '' };
+    expect(treeOnDisk(path.join(cached, TemplateCache.keyHash(key), 'tree'))).toEqual(teed.tree);
   });
 
   it('re-stages from the cache without touching git, even when the repository is gone', async () => {
