@@ -300,6 +300,8 @@ export interface Group {
   readonly rows: readonly Row[];
   /** Timed repetitions for this group when fewer than BENCH_REPS (the heavy groups). */
   readonly maxReps?: number;
+  /** BENCH_REPS times this for a cheap group whose rows compare medians of a few hundred ms. */
+  readonly repsFactor?: number;
   /** Remove what setup and the repetitions created; runs even when a repetition failed. */
   teardown(): Promise<void>;
   /** Facts learned during the run (sizes, digests, checks) for the report. */

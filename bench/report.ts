@@ -109,7 +109,7 @@ function machine(s: Summary): string {
     `- Versions: ${Object.entries(s.versions)
       .map(([k, v]) => `${k} ${v}`)
       .join('; ')}`,
-    `- Run ${s.runId}, ${s.date}, \`${s.command}\`: ${s.repetitions.timed} timed repetitions per variant after ${s.repetitions.warmup} warm-up (fewer where a group says so), variants interleaved; ${s.totalSeconds} s in all`,
+    `- Run ${s.runId}, ${s.date}, \`${s.command}\`: ${s.repetitions.timed} timed repetitions per variant after ${s.repetitions.warmup} warm-up (fewer or more where a group says so), variants interleaved; ${s.totalSeconds} s in all`,
     `- Slipway ran as ${s.slipwayAs}`,
     `- Memory: ${s.memoryMethod}`,
   ].join('\n');

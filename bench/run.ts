@@ -124,7 +124,7 @@ async function runGroup(group: Group, timeBin: string | null): Promise<RowResult
     log(`${group.name}: warm-up`);
     for (const v of group.variants) await once(v, rep, timeBin);
     rep += 1;
-    const reps = Math.min(REPS, group.maxReps ?? REPS);
+    const reps = Math.min(REPS * (group.repsFactor ?? 1), group.maxReps ?? Number.POSITIVE_INFINITY);
     for (let i = 0; i < reps; i += 1, rep += 1) {
       log(`${group.name}: repetition ${i + 1}/${reps}`);
       const n = group.variants.length;
