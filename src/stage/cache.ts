@@ -90,20 +90,14 @@ export class TemplateCache {
   }
 
   /**
-   * Caches a tree that stays where it is (a staged tree): its files are hard-linked into the
-   * entry (copied across file systems), so the cache costs no second write of every file.
+   * A hard-linked copy of `tree` (a staged tree, which stays where it is) at `target`, for a
+   * scratch directory's `tree/`: the cache costs no second write of every file (files are copied
+   * across file systems).
    */
-  async commitTree(tree: string, key: CacheKey, sourceDigest: string): Promise<void> {
-    const scratch = await this.scratch();
-    try {
-      const target = path.join(scratch, 'tree');
-      if (!(await hardLinkCopy(tree, target))) {
-        await rm(target, { recursive: true, force: true });
-        linkTree(tree, target);
-      }
-      await this.commit(scratch, key, sourceDigest);
-    } finally {
-      await rm(scratch, { recursive: true, force: true });
+  async linkCopy(tree: string, target: string): Promise<void> {
+    if (!(await hardLinkCopy(tree, target))) {
+      await rm(target, { recursive: true, force: true });
+      linkTree(tree, target);
     }
   }
 

@@ -369,8 +369,8 @@ async function fetchIntoCache(
     await fetchTree(run, source, key.ref, temp, selection.subject, observed.observer, observed.options);
     const inPlace = recorder.result(temp) ?? (await materialiseInPlace(temp, selection));
     if (inPlace) {
-      if (existsSync(copy)) await cache.commit(scratch, key, inPlace.sourceDigest);
-      else await cache.commitTree(temp, key, inPlace.sourceDigest);
+      if (!existsSync(copy)) await cache.linkCopy(temp, copy);
+      await cache.commit(scratch, key, inPlace.sourceDigest);
       return inPlace;
     }
     await rm(copy, { recursive: true, force: true });
