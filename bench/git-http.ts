@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** A running server; `url(name)` is the clone URL of `<projectRoot>/<name>`. */
 export interface GitHttpServer {
@@ -19,9 +20,8 @@ function backendPath(execPath: string): string {
   return bin;
 }
 
-/** Starts the server on 127.0.0.1 (a free port), serving every repository under `projectRoot`. */
-export async function startGitHttp(projectRoot: string, gitExecPath: string): Promise<GitHttpServer> {
-  const backend = backendPath(gitExecPath);
+/** Serves every repository under `projectRoot` on 127.0.0.1 (a free port), in this process. */
+async function serve(projectRoot: string, backend: string): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const child = spawn(backend, [], {
@@ -80,15 +80,57 @@ export async function startGitHttp(projectRoot: string, gitExecPath: string): Pr
   });
   server.keepAliveTimeout = 5_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
+  return server;
+}
+
+/**
+ * Starts the server in a process of its own, serving every repository under `projectRoot`.
+ * Not in the bench's own process: each request forks http-backend, and a fork costs more the
+ * more memory the forking process holds (the bench's holds every sample and workload), and the
+ * bench's event loop would queue the requests of parallel clients behind its own work.
+ */
+export async function startGitHttp(projectRoot: string, gitExecPath: string): Promise<GitHttpServer> {
+  const backend = backendPath(gitExecPath);
+  const child = spawn(
+    process.execPath,
+    [...process.execArgv, fileURLToPath(import.meta.url), projectRoot, backend],
+    {
+      // Its stdin is the bench's: the server exits when the bench does, however the bench ends.
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /^listening (\d+)\n/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`the git http server exited (${code}) before listening`)));
+    child.once('error', reject);
+  });
   const origin = `http://127.0.0.1:${port}`;
   return {
     origin,
     url: (name) => `${origin}/${name}`,
     close: () =>
       new Promise((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
       }),
   };
+}
+
+// The server process: `node git-http.ts PROJECT_ROOT BACKEND`.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const [projectRoot, backend] = process.argv.slice(2) as [string, string];
+  const server = await serve(projectRoot, backend);
+  const stop = () => {
+    server.closeAllConnections();
+    server.close(() => process.exit(0));
+  };
+  process.on('SIGTERM', stop);
+  process.stdin.on('end', stop).resume();
+  process.stdout.write(`listening ${(server.address() as AddressInfo).port}\n`);
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The installed entry point: runs the compiled CLI in dist/. A clone builds dist on `npm ci`
-// (the `prepare` script); the npm tarball ships it (`prepack`). runProcess turns SIGINT/SIGTERM
+// The installed entry point: runs the CLI bundled into dist/cli-bundle/ (scripts/bundle-cli.mjs).
+// A clone builds dist on `npm ci` (the `prepare` script); the npm tarball ships it (`prepack`). runProcess turns SIGINT/SIGTERM
 // into a clean stop (containers removed, tags and pins untouched) and exit 130/143.
 import { existsSync } from 'node:fs';
 import module from 'node:module';
@@ -16,10 +16,13 @@ module.enableCompileCache?.();
 // Set before any WebAssembly is compiled; changes nothing but WebAssembly code generation.
 if (Number(process.versions.node.split('.')[0]) === 20) v8.setFlagsFromString('--liftoff-only');
 
-const entry = new URL('../dist/cli/main.js', import.meta.url);
+// SLIPWAY_DEBUG prints stack traces of unexpected errors: name the source files in them.
+if (process.env.SLIPWAY_DEBUG) process.setSourceMapsEnabled(true);
+
+const entry = new URL('../dist/cli-bundle/main.js', import.meta.url);
 if (!existsSync(fileURLToPath(entry))) {
   process.stderr.write(
-    'error: slipway is not built: dist/cli/main.js is missing\n' +
+    'error: slipway is not built: dist/cli-bundle/main.js is missing\n' +
       'hint: run `npm ci` (its prepare script builds dist) or `npm run build` in the slipway checkout\n',
   );
   process.exit(1);

@@ -1,10 +1,9 @@
-import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
-import type * as Undici from 'undici';
+import type * as UndiciTypes from 'undici';
 import type { Timeouts } from './timeouts.js';
 
-// undici (CommonJS, about 1 MB of code) loads on the first request, not when the CLI starts.
-const requireHere = createRequire(import.meta.url);
+/** undici's exports object. */
+type Undici = typeof import('undici')['default'];
 
 /**
  * A fetch whose every request is bounded: connecting, waiting for the response headers, and
@@ -13,30 +12,32 @@ const requireHere = createRequire(import.meta.url);
  */
 export function boundedFetch(timeouts: Timeouts): typeof fetch {
   const client = boundedClient(timeouts);
-  return ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-    const { undici, dispatcher } = client();
-    return undici.fetch(input as Parameters<typeof Undici.fetch>[0], {
-      ...(init as Parameters<typeof Undici.fetch>[1]),
+  return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const { undici, dispatcher } = await client();
+    return undici.fetch(input as Parameters<Undici['fetch']>[0], {
+      ...(init as Parameters<Undici['fetch']>[1]),
       dispatcher,
     });
   }) as unknown as typeof fetch;
 }
 
-/** undici and an agent with the limits, both made on the first request. */
-function boundedClient(timeouts: Timeouts): () => { undici: typeof Undici; dispatcher: Undici.Agent } {
-  let client: { undici: typeof Undici; dispatcher: Undici.Agent } | undefined;
+/**
+ * undici and an agent with the limits, both made on the first request: undici (about 1 MB of
+ * code) loads when a command first makes a request, not when the CLI starts.
+ */
+function boundedClient(timeouts: Timeouts): () => Promise<{ undici: Undici; dispatcher: UndiciTypes.Agent }> {
+  let client: Promise<{ undici: Undici; dispatcher: UndiciTypes.Agent }> | undefined;
   return () => {
-    if (!client) {
-      const undici = requireHere('undici') as typeof Undici;
-      client = {
-        undici,
-        dispatcher: new undici.Agent({
-          connectTimeout: timeouts.requestMs,
-          headersTimeout: timeouts.requestMs,
-          bodyTimeout: timeouts.requestMs,
-        }),
-      };
-    }
+    // A CommonJS package: `default` is its exports object, in Node as in the CLI's bundle (which
+    // gives a dynamically imported CommonJS chunk no named exports).
+    client ??= import('undici').then(({ default: undici }) => ({
+      undici,
+      dispatcher: new undici.Agent({
+        connectTimeout: timeouts.requestMs,
+        headersTimeout: timeouts.requestMs,
+        bodyTimeout: timeouts.requestMs,
+      }),
+    }));
     return client;
   };
 }
@@ -50,7 +51,7 @@ function boundedClient(timeouts: Timeouts): () => { undici: typeof Undici; dispa
 export function boundedStreamFetch(timeouts: Timeouts): typeof fetch {
   const client = boundedClient(timeouts);
   return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-    const { undici, dispatcher } = client();
+    const { undici, dispatcher } = await client();
     const body = init?.body;
     const res = await undici.request(String(input), {
       method: (init?.method ?? 'GET') as 'PUT',

@@ -71,8 +71,8 @@ async function waitFor(what: string, check: () => Promise<boolean>, ms = 120_000
 
 beforeAll(async () => {
   await requireServices(['docker', 'registry', 'rootImage']);
-  // The bin runs the built library: build it from the current sources.
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
+  // The bin runs the built CLI: build it (tsc, then the bundle) from the current sources.
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
 }, 240_000);
 
 afterAll(async () => {

@@ -1,11 +1,14 @@
 /**
  * What the CLI loads to start (ARCHITECTURE.md: "The CLI's start-up loads no heavy adapter"),
- * seen in a real `node bin/slipway.js` process: the packages it loaded, CommonJS and ES modules.
+ * seen in a real `node bin/slipway.js` process: the packages it loaded, CommonJS and ES modules,
+ * whether from node_modules or bundled into the chunks of dist/cli-bundle (scripts/bundle-cli.mjs;
+ * its meta.json says which packages each chunk holds).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registryAddr, requireServices } from '../support/services.js';
 
@@ -42,8 +45,21 @@ function run(argv: string[], name: string): { stdout: string; packages: string[]
     env: { ...process.env, LOADS_OUT: out },
   });
   const loaded = JSON.parse(readFileSync(out, 'utf8')) as string[];
+  const bundle = path.join(repoRoot, 'dist', 'cli-bundle');
+  const meta = JSON.parse(readFileSync(path.join(bundle, 'meta.json'), 'utf8')) as {
+    outputs: Record<string, { inputs: Record<string, unknown> }>;
+  };
+  const chunks = loaded
+    .map((f) => (f.startsWith('file:') ? fileURLToPath(f) : f))
+    .filter((f) => f.startsWith(`${bundle}/`) && f.endsWith('.js'));
+  // The bin ran the bundle, or these assertions would count nothing bundled.
+  expect(chunks).toContain(path.join(bundle, 'main.js'));
+  const files = [
+    ...loaded,
+    ...chunks.flatMap((f) => Object.keys(meta.outputs[path.relative(repoRoot, f)]?.inputs ?? {})),
+  ];
   const packages = new Set(
-    loaded.flatMap((f) => {
+    files.flatMap((f) => {
       const m = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f);
       return m?.[1] ? [m[1]] : [];
     }),
@@ -53,8 +69,8 @@ function run(argv: string[], name: string): { stdout: string; packages: string[]
 
 beforeAll(async () => {
   await requireServices(['registry']);
-  // The bin runs the built library: build it from the current sources.
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: repoRoot, stdio: 'inherit' });
+  // The bin runs the built CLI: build it (tsc, then the bundle) from the current sources.
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: repoRoot, stdio: 'inherit' });
 }, 240_000);
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
