@@ -499,11 +499,13 @@ export class GitTemplateSource implements TreeSource {
     // next await, or Node discards what an exited child wrote and nobody read (flushStdio).
     await mkdir(dest, { recursive: true });
     const strip = this.subdir ? this.subdir.split('/').length : 0;
-    const teed = TeedArchive.open(dest, strip, ['git', ...args], this.env, {
-      signal,
-      copy,
-      quietMs: this.timeouts.requestMs,
-    });
+    const teed = (await TeedArchive.usable(this.env))
+      ? TeedArchive.open(dest, strip, ['git', ...args], this.env, {
+          signal,
+          copy,
+          quietMs: this.timeouts.requestMs,
+        })
+      : null;
     const run = teed
       ? { stdout: teed.stdout, stop: () => teed.stop(), done: teed.result() }
       : this.archiveAlone(args, signal);

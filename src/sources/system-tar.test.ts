@@ -4,9 +4,11 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import os from 'node:os';
@@ -21,6 +23,12 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+/** The system tools, asserted present: the test machine must have them. */
+async function tools(env: NodeJS.ProcessEnv): Promise<void> {
+  if (!(await TeedArchive.usable(env)))
+    throw new Error('no GNU tar or bsdtar, GNU tee and /dev/fd: the test machine must have them');
+}
+
 /** `cat` of the archive of `entries`, teed into tar writing `<dir>/out`; returns the bytes passed on and tar's exit code. */
 async function write(entries: Entry[], strip = 0, copy?: string): Promise<{ passed: Buffer; code: number }> {
   const dest = path.join(dir, 'out');
@@ -29,19 +37,19 @@ async function write(entries: Entry[], strip = 0, copy?: string): Promise<{ pass
   const file = path.join(dir, 'archive.tar');
   writeFileSync(file, archive);
   const env = { PATH: process.env.PATH };
+  await tools(env);
   const teed = TeedArchive.open(dest, strip, ['cat', file], env, {
     signal: new AbortController().signal,
     copy,
     quietMs: 30_000,
   });
-  if (!teed) throw new Error('no GNU tar or bsdtar, GNU tee and mkfifo: the test machine must have them');
   const chunks: Buffer[] = [];
   for await (const c of teed.stdout) chunks.push(c as Buffer);
   const passed = Buffer.concat(chunks);
   expect(passed.equals(archive)).toBe(true);
   const result = await teed.result();
   expect(result.producer).toBe(0);
-  expect(existsSync(`${dest}.fifo`)).toBe(false);
+  leftBehind(['archive.tar', 'out', 'copy']);
   return { passed, code: result.tar };
 }
 
@@ -88,20 +96,49 @@ describe('TeedArchive (the system tar writing while the checks read the same byt
   });
 });
 
+/** Fails when `dir` holds anything but `allowed` (no FIFO or other scratch beside the destination). */
+function leftBehind(allowed: string[]): void {
+  expect(readdirSync(dir).filter((name) => !allowed.includes(name))).toEqual([]);
+}
+
+/** The live processes (command names) of process group `pgid`. */
+function members(pgid: string): string[] {
+  return execFileSync('ps', ['-eo', 'pgid=,stat=,comm='], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([group, stat]) => group === pgid && !stat?.startsWith('Z'))
+    .map(([, , comm]) => comm ?? '');
+}
+
+/** The process group of the tar writing into `dest` (found by its `-C dest`), once tar runs. */
+async function groupOf(dest: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const lines = execFileSync('ps', ['-eo', 'pgid=,args='], { encoding: 'utf8' }).split('\n');
+    const tar = lines.find((line) => line.includes(`tar -x -f - -C ${dest} `));
+    if (tar) return tar.trim().split(/\s+/)[0] ?? '';
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no tar writing into ${dest}`);
+}
+
+/** `members(pgid)` once it is empty, or as it is after 5 s. */
+async function membersOnceGone(pgid: string): Promise<string[]> {
+  for (let i = 0; i < 100 && members(pgid).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+  return members(pgid);
+}
+
 describe('TeedArchive when something stops', () => {
   it('passes every byte on when tar stops early, and reports both exit codes and messages', async () => {
     const dest = path.join(dir, 'out');
     mkdirSync(dest);
     const file = path.join(dir, 'not-a-tar');
     writeFileSync(file, Buffer.alloc(300_000, 0x61));
-    const teed = TeedArchive.open(
-      dest,
-      0,
-      ['sh', '-c', 'cat "$0"; echo oops >&2; exit 3', file],
-      { PATH: process.env.PATH },
-      { signal: new AbortController().signal, quietMs: 30_000 },
-    );
-    if (!teed) throw new Error('no system tar');
+    const env = { PATH: process.env.PATH };
+    await tools(env);
+    const teed = TeedArchive.open(dest, 0, ['sh', '-c', 'cat "$0"; echo oops >&2; exit 3', file], env, {
+      signal: new AbortController().signal,
+      quietMs: 30_000,
+    });
     let bytes = 0;
     for await (const c of teed.stdout) bytes += (c as Buffer).length;
     const result = await teed.result();
@@ -109,49 +146,81 @@ describe('TeedArchive when something stops', () => {
     expect(result).toMatchObject({ producer: 3, producerStderr: 'oops\n' });
     expect(result.tar).not.toBe(0);
     expect(result.tarStderr).toMatch(/tar/);
+    leftBehind(['out', 'not-a-tar']);
   });
 
-  it('stops the producer, tee and tar together when aborted, leaving no fifo', async () => {
+  it('passes every byte on to the checks when tar exits without reading any', async () => {
+    // A tar that refuses at once: tee's writes to it fail (EPIPE) after a pipe's worth at most.
+    const bin = path.join(dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'tar'), '#!/bin/sh\necho "tar: refused at once" >&2\nexit 2\n', {
+      mode: 0o755,
+    });
     const dest = path.join(dir, 'out');
     mkdirSync(dest);
-    const abort = new AbortController();
-    // A producer that never ends by itself.
     const teed = TeedArchive.open(
       dest,
       0,
-      ['sleep', '600'],
-      { PATH: process.env.PATH },
-      {
-        signal: abort.signal,
-        quietMs: 30_000,
-      },
+      ['head', '-c', '300000', '/dev/zero'],
+      { PATH: `${bin}:${process.env.PATH}` },
+      { signal: new AbortController().signal, quietMs: 30_000 },
     );
-    if (!teed) throw new Error('no system tar');
+    let bytes = 0;
+    for await (const c of teed.stdout) bytes += (c as Buffer).length;
+    expect({ bytes, result: await teed.result() }).toEqual({
+      bytes: 300_000,
+      result: { producer: 0, producerStderr: '', tar: 2, tarStderr: 'tar: refused at once\n' },
+    });
+  });
+
+  it('stops the producer, tee and tar together when aborted, leaving no process and no file behind', async () => {
+    const dest = path.join(dir, 'out');
+    mkdirSync(dest);
+    const env = { PATH: process.env.PATH };
+    await tools(env);
+    const abort = new AbortController();
+    // A producer that never ends by itself.
+    const teed = TeedArchive.open(dest, 0, ['sleep', '600'], env, { signal: abort.signal, quietMs: 30_000 });
     teed.stdout.resume();
+    const pgid = await groupOf(dest);
+    expect(members(pgid)).toEqual(expect.arrayContaining(['sh', 'sleep', 'tee', 'tar']));
     const started = Date.now();
-    setTimeout(() => abort.abort(), 200);
+    abort.abort();
     const result = await teed.result();
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(result.producer).not.toBe(0);
-    expect(existsSync(`${dest}.fifo`)).toBe(false);
-    expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/^sleep 600$/m);
+    expect(await membersOnceGone(pgid)).toEqual([]);
+    leftBehind(['out']);
   });
 
   it('stops everything and says so when the archive makes no progress', async () => {
     const dest = path.join(dir, 'out');
     mkdirSync(dest);
     const env = { PATH: process.env.PATH };
+    await tools(env);
     const signal = new AbortController().signal;
     const teed = TeedArchive.open(dest, 0, ['sleep', '601'], env, { signal, quietMs: 300 });
-    if (!teed) throw new Error('no system tar');
     teed.stdout.resume();
     const started = Date.now();
     const result = await teed.result();
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(result.producer).not.toBe(0);
     expect(result.producerStderr).toContain('no progress for 300ms');
-    expect(existsSync(`${dest}.fifo`)).toBe(false);
     expect(execFileSync('ps', ['-eo', 'args']).toString()).not.toMatch(/^sleep 601$/m);
+    leftBehind(['out']);
+  });
+});
+
+describe('TeedArchive.usable', () => {
+  it('says no without a tar on PATH, and yes with the system tools', async () => {
+    const bin = path.join(dir, 'only-tee');
+    mkdirSync(bin);
+    const tee = execFileSync('sh', ['-c', 'command -v tee'], { encoding: 'utf8' }).trim();
+    symlinkSync(tee, path.join(bin, 'tee'));
+    expect({
+      withoutTar: await TeedArchive.usable({ PATH: bin }),
+      system: await TeedArchive.usable({ PATH: process.env.PATH }),
+    }).toEqual({ withoutTar: false, system: true });
   });
 });
 

@@ -1,5 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { formatDuration } from '../core/timeouts.js';
 
@@ -13,25 +12,28 @@ import { formatDuration } from '../core/timeouts.js';
  * applied (the files are the caller's, modes follow the umask); an existing file is never
  * replaced. Anything tar refuses or fails at makes its exit code non-zero.
  *
- * `tee -p` keeps feeding the checks when tar stops early, so an archive's refusal is still
- * reported as Slipway's. The producer's and tar's exit codes come back on fd 4, their messages
- * on fds 2 and 3. With a `copy` path, a written tree is then hard-linked there by GNU `cp -al`
- * (the cache's copy; removed when cp fails), again without a process start from Node. Only tee
- * holds `stdout`, so it ends when the archive does.
+ * The pipeline is `producer | tee | tar`: tee's own stdout is moved to Node's `stdout` (kept on
+ * fd 5 meanwhile), and tee writes tar's copy to `/dev/fd/6`, the pipe to tar, which Linux opens
+ * again by that name. No FIFO and no process beyond the four (no mkfifo, no rm); Node's stdio
+ * is a socket, which `/dev/fd` cannot open, hence this direction. `tee -p` keeps feeding the
+ * checks when tar stops early, so an archive's refusal is still reported as Slipway's. The
+ * producer's and tar's exit codes come back on fd 4, their messages on fds 2 and 3. With a
+ * `copy` path, a written tree is then hard-linked there by GNU `cp -al` (the cache's copy;
+ * removed when cp fails), again without a process start from Node. The pipeline runs in the
+ * background so that the shell can close its own copy of `stdout` first: only tee holds it, so
+ * it ends when the archive does, not when tar and cp are done.
  */
 const SCRIPT = `
-dest=$1 strip=$2 fifo=$3 copy=$4
-shift 4
-mkfifo "$fifo" || exit 97
-(unset TAR_OPTIONS; LC_ALL=C; export LC_ALL
- exec tar -x -f - -C "$dest" -m -k --no-same-owner --no-same-permissions --strip-components="$strip" <"$fifo" >/dev/null 2>&3 4>&-) &
-tar=$!
-{ "$@" 3>&- 4>&-; echo "producer $?" >&4; } | tee -p "$fifo" 3>&- 4>&-
-exec >/dev/null
-wait "$tar"
+dest=$1 strip=$2 copy=$3
+shift 3
+exec 5>&1 >/dev/null
+{ exec 5>&-; "$@" 3>&- 4>&-; echo "producer $?" >&4; } |
+  tee -p /dev/fd/6 6>&1 >&5 3>&- 4>&- 5>&- |
+  { unset TAR_OPTIONS; LC_ALL=C; export LC_ALL; exec tar -x -f - -C "$dest" -m -k --no-same-owner --no-same-permissions --strip-components="$strip" 2>&3 3>&- 4>&- 5>&-; } &
+exec 5>&-
+wait $!
 status=$?
 echo "tar $status" >&4
-rm -f "$fifo"
 if [ -n "$copy" ] && [ "$status" = 0 ]; then cp -al -- "$dest" "$copy" 2>/dev/null || rm -rf -- "$copy"; fi
 `;
 
@@ -64,7 +66,6 @@ export class TeedArchive {
   readonly stdout: Readable;
   private readonly child: ChildProcess;
   private readonly exited: Promise<TeedResult>;
-  private readonly fifo: string;
 
   private stalled = false;
 
@@ -76,8 +77,7 @@ export class TeedArchive {
     options: TeedOptions,
   ) {
     const { signal, quietMs } = options;
-    this.fifo = `${dest}.fifo`;
-    const args = [dest, String(strip), this.fifo, options.copy ?? '', ...producer];
+    const args = [dest, String(strip), options.copy ?? '', ...producer];
     this.child = spawn('/bin/sh', ['-c', SCRIPT, 'sh', ...args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
@@ -112,8 +112,6 @@ export class TeedArchive {
       const done = (failure?: string) => {
         clearTimeout(quiet);
         signal.removeEventListener('abort', onAbort);
-        // Left behind only when the shell was stopped before its own cleanup.
-        rmSync(this.fifo, { force: true });
         const code = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(codes())?.[1] ?? 1);
         const stall = this.stalled
           ? `stopped: the archive made no progress for ${formatDuration(quietMs)}\n`
@@ -131,9 +129,25 @@ export class TeedArchive {
   }
 
   /**
+   * Whether `env`'s PATH has what {@link open} runs: /bin/sh, GNU tee (for `-p`), a GNU tar or
+   * bsdtar, and a `/dev/fd` through which tee opens a pipe again. Asked once per PATH, without
+   * blocking the thread; every caller meanwhile shares the one answer.
+   */
+  static usable(env: NodeJS.ProcessEnv): Promise<boolean> {
+    const key = env.PATH ?? '';
+    let answer = usable.get(key);
+    if (answer === undefined) {
+      answer = systemToolsUsable(env);
+      usable.set(key, answer);
+    }
+    return answer;
+  }
+
+  /**
    * The producer (`producer[0]` with its arguments) piped into tar writing into the existing empty
-   * directory `dest`, `strip` leading path segments stripped; null without a usable shell, tar and
-   * GNU tee. `env` is the producer's; tar runs without TAR_OPTIONS, in the C locale.
+   * directory `dest`, `strip` leading path segments stripped; only where {@link usable} said yes.
+   * `env` is the producer's; tar runs without TAR_OPTIONS, in the C locale. Read {@link stdout}
+   * before any I/O can run, or Node discards what an exited child wrote and nobody read.
    */
   static open(
     dest: string,
@@ -141,8 +155,8 @@ export class TeedArchive {
     producer: readonly string[],
     env: NodeJS.ProcessEnv,
     options: TeedOptions,
-  ): TeedArchive | null {
-    return systemToolsUsable(env) ? new TeedArchive(dest, strip, producer, env, options) : null;
+  ): TeedArchive {
+    return new TeedArchive(dest, strip, producer, env, options);
   }
 
   /** Stops the producer, tee and tar (after a refusal: what tar wrote is removed by the caller). */
@@ -160,22 +174,28 @@ export class TeedArchive {
   }
 }
 
-/** The answer of {@link systemToolsUsable} for each PATH asked about. */
-const usable = new Map<string, boolean>();
+/** The answer of {@link TeedArchive.usable} for each PATH asked about. */
+const usable = new Map<string, Promise<boolean>>();
 
-/** Whether /bin/sh, mkfifo, GNU tee (for `-p`) and a GNU tar or bsdtar are on `env`'s PATH (asked once per PATH). */
-function systemToolsUsable(env: NodeJS.ProcessEnv): boolean {
-  const key = env.PATH ?? '';
-  let answer = usable.get(key);
-  if (answer === undefined) {
-    const { TAR_OPTIONS: _ignored, ...rest } = env;
-    const r = spawnSync('/bin/sh', ['-c', 'command -v mkfifo >/dev/null && tar --version && tee --version'], {
-      env: { ...rest, LC_ALL: 'C' },
-      encoding: 'utf8',
-      timeout: 10_000,
-    });
-    answer = r.status === 0 && /GNU tar|bsdtar/.test(r.stdout ?? '') && /GNU coreutils/.test(r.stdout ?? '');
-    usable.set(key, answer);
-  }
-  return answer;
+/**
+ * The tools' versions, then a line through `tee -p /dev/fd/6` into a pipe: the very open the
+ * archive's shell depends on (no `/dev/fd`, or one that cannot open a pipe, and it fails).
+ */
+const CHECK =
+  'tar --version && tee --version && echo devfd-ok | tee -p /dev/fd/6 6>&1 >/dev/null | { read -r line && echo "$line"; }';
+
+/** Runs {@link CHECK} with `env`'s PATH; false when anything in it fails or it takes 10 s. */
+function systemToolsUsable(env: NodeJS.ProcessEnv): Promise<boolean> {
+  const { TAR_OPTIONS: _ignored, ...rest } = env;
+  return new Promise((resolve) => {
+    execFile(
+      '/bin/sh',
+      ['-c', CHECK],
+      { env: { ...rest, LC_ALL: 'C' }, encoding: 'utf8', timeout: 10_000 },
+      (err, stdout) =>
+        resolve(
+          !err && /GNU tar|bsdtar/.test(stdout) && /GNU coreutils/.test(stdout) && /^devfd-ok$/m.test(stdout),
+        ),
+    );
+  });
 }

@@ -77,15 +77,13 @@ describe('staging from git over file://', () => {
   });
 
   it('stages the same tree and digest without the shell tools: git alone, the extractor writing the files', async () => {
-    // A PATH with git and mkfifo but no tar or tee: only the in-process extractor can write the files.
+    // A PATH with git but no tar or tee: only the in-process extractor can write the files.
     const bin = path.join(root, 'bin-without-tar');
     mkdirSync(bin);
-    for (const tool of ['git', 'mkfifo']) {
-      symlinkSync(
-        execFileSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).trim(),
-        path.join(bin, tool),
-      );
-    }
+    symlinkSync(
+      execFileSync('sh', ['-c', 'command -v git'], { encoding: 'utf8' }).trim(),
+      path.join(bin, 'git'),
+    );
     const stage = async (name: string, env: NodeJS.ProcessEnv) => {
       const project = path.join(root, name);
       const loaded = await writeManifest(project, {
