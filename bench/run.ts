@@ -265,7 +265,8 @@ async function main(): Promise<void> {
     runId: config.runId,
     date: new Date().toISOString(),
     command: `BENCH_REPS=${REPS} npm run bench${ONLY.length > 0 ? ` (BENCH_ONLY=${ONLY.join(',')})` : ''}`,
-    slipwayAs: 'the built CLI, `node bin/slipway.js` (context packing: bench/probes/context.mjs on dist/)',
+    slipwayAs:
+      'the built CLI, `node bin/slipway.js` (the esbuild bundle in dist/cli-bundle; context packing: bench/probes/context.mjs on dist/)',
     machine: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
